@@ -1,0 +1,63 @@
+"""takeback: routes and event handlers. The work happens in chalicelib/."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from chalice import Chalice, Response
+from chalice.app import Request
+
+app = Chalice(app_name="takeback")
+
+# Every content type the form handler reads itself, so that an unreadable
+# body gets the project's own 4xx rather than API Gateway's.
+FORM_TYPES = [
+    "application/json",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data",
+    "text/plain",
+]
+
+
+def views() -> ModuleType:
+    # Imported on first use: a cold start pays for pydantic, Jinja and boto3
+    # only when a route needs them (see bench/coldstart).
+    from chalicelib import views
+
+    return views
+
+
+@app.middleware("http")
+def cors(event: Request, get_response: Any) -> Response:
+    return views().with_cors(event, get_response(event))
+
+
+@app.route("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.route("/requests", methods=["POST"], content_types=FORM_TYPES)
+def create_request() -> Response:
+    return views().create_request(app.current_request)
+
+
+@app.route("/requests", methods=["OPTIONS"])
+def preflight_requests() -> Response:
+    return views().preflight(app.current_request)
+
+
+@app.route("/requests/{request_id}", methods=["GET"])
+def show_status(request_id: str) -> Response:
+    return views().show_status(app.current_request, request_id)
+
+
+@app.route("/requests/{request_id}/confirm", methods=["GET"])
+def show_confirm(request_id: str) -> Response:
+    return views().show_confirm(app.current_request, request_id)
+
+
+@app.route("/requests/{request_id}/confirm", methods=["POST"], content_types=FORM_TYPES)
+def confirm(request_id: str) -> Response:
+    return views().confirm(app.current_request, request_id)

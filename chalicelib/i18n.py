@@ -1,0 +1,98 @@
+"""Supporter-facing strings in English and French, on equal footing."""
+
+from __future__ import annotations
+
+from datetime import date
+
+LANGUAGES = ("en", "fr")
+
+FIELD_LABELS = {
+    "en": {
+        "first_name": "First name",
+        "last_name": "Last name",
+        "email": "Email address",
+        "province": "Province or territory",
+        "language": "Language",
+        "consent_updates": "Updates",
+        "body": "Form",
+    },
+    "fr": {
+        "first_name": "Prénom",
+        "last_name": "Nom de famille",
+        "email": "Adresse courriel",
+        "province": "Province ou territoire",
+        "language": "Langue",
+        "consent_updates": "Nouvelles",
+        "body": "Formulaire",
+    },
+}
+
+_PROBLEMS = {
+    "en": {
+        ("first_name", "required"): "Please enter your first name.",
+        ("first_name", "too_long"): "Your first name is too long (100 characters at most).",
+        ("first_name", "invalid"): "Your first name contains characters we cannot use.",
+        ("last_name", "required"): "Please enter your last name.",
+        ("last_name", "too_long"): "Your last name is too long (100 characters at most).",
+        ("last_name", "invalid"): "Your last name contains characters we cannot use.",
+        ("email", "required"): "Please enter your email address.",
+        ("email", "too_long"): "This email address is too long.",
+        ("email", "invalid"): "This email address is not valid.",
+        ("province", "invalid"): "Choose a province or territory from the list, or leave it empty.",
+        ("language", "invalid"): "Choose English or French.",
+        ("consent_updates", "invalid"): "Tick the box or leave it empty.",
+        ("body", "malformed"): "The form could not be read. Please try again.",
+        ("body", "too_large"): "The form is too large.",
+        ("body", "unsupported"): "The form was sent in a format we do not accept.",
+    },
+    "fr": {
+        ("first_name", "required"): "Veuillez entrer votre prénom.",
+        ("first_name", "too_long"): "Votre prénom est trop long (100 caractères au plus).",
+        ("first_name", "invalid"): "Votre prénom contient des caractères que nous ne pouvons pas utiliser.",
+        ("last_name", "required"): "Veuillez entrer votre nom de famille.",
+        ("last_name", "too_long"): "Votre nom de famille est trop long (100 caractères au plus).",
+        ("last_name", "invalid"): "Votre nom de famille contient des caractères que nous ne pouvons pas utiliser.",
+        ("email", "required"): "Veuillez entrer votre adresse courriel.",
+        ("email", "too_long"): "Cette adresse courriel est trop longue.",
+        ("email", "invalid"): "Cette adresse courriel n'est pas valide.",
+        ("province", "invalid"): "Choisissez une province ou un territoire dans la liste, ou laissez le champ vide.",
+        ("language", "invalid"): "Choisissez le français ou l'anglais.",
+        ("consent_updates", "invalid"): "Cochez la case ou laissez-la vide.",
+        ("body", "malformed"): "Le formulaire n'a pas pu être lu. Veuillez réessayer.",
+        ("body", "too_large"): "Le formulaire est trop volumineux.",
+        ("body", "unsupported"): "Le formulaire a été envoyé dans un format que nous n'acceptons pas.",
+    },
+}
+
+_MONTHS = {
+    "en": "January February March April May June July August September October November December",
+    "fr": "janvier février mars avril mai juin juillet août septembre octobre novembre décembre",
+}
+
+
+def problem(language: str, field: str, code: str) -> str:
+    """The message for one field's problem, in the supporter's language."""
+    messages = _PROBLEMS["fr" if language == "fr" else "en"]
+    fallback = "Cette valeur n'est pas valide." if language == "fr" else "This value is not valid."
+    return messages.get((field, code), fallback)
+
+
+def problems(language: str, codes: dict[str, str]) -> dict[str, str]:
+    return {field: problem(language, field, code) for field, code in codes.items()}
+
+
+def longdate(value: date, language: str) -> str:
+    month = _MONTHS["fr" if language == "fr" else "en"].split()[value.month - 1]
+    if language == "fr":
+        day = "1er" if value.day == 1 else str(value.day)
+        return f"{day} {month} {value.year}"
+    return f"{value.day} {month} {value.year}"
+
+
+def language_from(accept_language: str | None) -> str:
+    """Pick en or fr from an Accept-Language header (first one mentioned wins)."""
+    for part in (accept_language or "").split(","):
+        tag = part.split(";")[0].strip().lower()[:2]
+        if tag in LANGUAGES:
+            return tag
+    return "en"

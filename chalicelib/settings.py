@@ -1,0 +1,125 @@
+"""Stage configuration, read once from the environment and validated.
+
+Chalice puts each stage's ``environment_variables`` (.chalice/config.json)
+into the Lambda environment. Every setting is an upper-case variable named
+after its field (``table_name`` -> ``TABLE_NAME``). Secrets are never here:
+``SIGNING_SECRET_PARAM`` names an SSM SecureString read at run time.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+Language = Literal["en", "fr"]
+
+
+class SettingsError(RuntimeError):
+    """A stage setting is missing or malformed; the message names it."""
+
+
+def _split_list(value: object) -> object:
+    # Lists arrive as comma-separated environment strings.
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _origin(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise ValueError(f"{value!r} is not an origin like https://campaign.example.org")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an absolute http(s) URL")
+    return value.rstrip("/")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    stage: str
+    table_name: str = Field(min_length=3)
+    signing_secret_param: str = Field(min_length=1)
+
+    # Who writes: the campaign's SES-verified sender. The supporter goes in
+    # the display name, Reply-To and Cc, never in From (DMARC).
+    sender_email: EmailStr
+    campaign_name: str = "Take Back Your Data"
+    campaign_postal_address: str = Field(min_length=5)
+    campaign_contact_email: EmailStr
+    campaign_website: Annotated[str, BeforeValidator(_url)]
+
+    # Who receives the request letter.
+    target_name: str = "Clearview AI"
+    target_email: EmailStr = "privacy@clearview.ai"
+    letter_language: Language = "en"
+
+    # Where people are sent, and who may call the API from a browser.
+    api_base_url: Annotated[str, BeforeValidator(_url)]
+    thank_you_url_en: Annotated[str, BeforeValidator(_url)]
+    thank_you_url_fr: Annotated[str, BeforeValidator(_url)]
+    allowed_origins: Annotated[tuple[str, ...], BeforeValidator(_split_list)] = ()
+
+    verification_required: bool = True
+    verify_days: int = Field(default=7, ge=1, le=30)
+    consent_wording_version: str = "2026-11-en-fr-1"
+    # Alberta's deemed-refusal rule is unverified (legal-facts.md): the letter
+    # only asserts it when an organiser has checked and switched this on.
+    alberta_deemed_refusal: bool = False
+
+    ses_configuration_set: str | None = None
+    # Local stage only: every sent message is also written here as .eml.
+    outbox_dir: str | None = None
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_origin(origin) for origin in value)
+
+    @field_validator("ses_configuration_set", "outbox_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    def thank_you_url(self, language: Language) -> str:
+        return self.thank_you_url_fr if language == "fr" else self.thank_you_url_en
+
+
+def load(environ: Mapping[str, str]) -> Settings:
+    """Build settings from an environment, naming every bad variable."""
+    raw = {
+        name: environ[name.upper()]
+        for name in Settings.model_fields
+        if name.upper() in environ
+    }
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{str(error['loc'][0]).upper()}: {error['msg']}" for error in exc.errors()
+        )
+        raise SettingsError(f"invalid stage settings: {problems}") from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The current stage's settings. Tests clear the cache between stages."""
+    return load(os.environ)

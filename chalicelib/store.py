@@ -1,0 +1,280 @@
+"""DynamoDB: the only module that knows the table's layout.
+
+One table, partition key ``pk``, readable attribute names (organisers read
+exports of it; see README "Table format"):
+
+- ``request#<id>``: one supporter's request (``record_type = request``).
+- ``email#<keyed hash>``: the duplicate lock for one email address
+  (``record_type = email_lock``), pointing at the active request. The key is
+  a keyed hash so the address itself is never part of a key.
+
+``expires_at`` (epoch seconds) is the TTL attribute. TTL deletion lags by up
+to days, so every read treats an item past ``expires_at`` as absent.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from chalicelib import aws
+from chalicelib.lifecycle import Event, InvalidTransition, Status, transition
+from chalicelib.models import RequestRecord
+from chalicelib.settings import get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+Item = dict[str, "AttributeValueTypeDef"]
+
+_DATETIME_FIELDS = ("created_at", "consent_given_at", "verified_at", "sent_at")
+_DATE_FIELDS = ("due_date", "federal_due_date", "provincial_due_date")
+_CONFLICT_RETRIES = 5
+
+
+class DuplicateRequest(Exception):
+    """An active request already exists for this email address."""
+
+    def __init__(self, existing: RequestRecord) -> None:
+        super().__init__(existing.request_id)
+        self.existing = existing
+
+
+def request_key(request_id: str) -> Item:
+    return {"pk": {"S": f"request#{request_id}"}}
+
+
+def _lock_key(email_key: str) -> Item:
+    return {"pk": {"S": f"email#{email_key}"}}
+
+
+def _serialize(value: Any) -> AttributeValueTypeDef:
+    from boto3.dynamodb.types import TypeSerializer
+
+    if isinstance(value, datetime):
+        value = value.astimezone(UTC).isoformat(timespec="seconds")
+    elif isinstance(value, date):
+        value = value.isoformat()
+    result: AttributeValueTypeDef = TypeSerializer().serialize(value)
+    return result
+
+
+def _deserialize(item: Item) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    return {name: deserializer.deserialize(value) for name, value in item.items()}
+
+
+def _to_item(record: RequestRecord, email_key: str, expires_at: int) -> Item:
+    attributes = {
+        name: value
+        for name, value in vars(record).items()
+        if value is not None and value != []
+    }
+    item = {name: _serialize(value) for name, value in attributes.items()}
+    item.update(request_key(record.request_id))
+    item["record_type"] = {"S": "request"}
+    item["email_key"] = {"S": email_key}
+    item["expires_at"] = {"N": str(expires_at)}
+    return item
+
+
+def _to_record(item: Item) -> RequestRecord:
+    data = _deserialize(item)
+    fields = RequestRecord.__dataclass_fields__
+    values = {name: data[name] for name in fields if name in data}
+    for name in _DATETIME_FIELDS:
+        if name in values:
+            values[name] = datetime.fromisoformat(values[name])
+    for name in _DATE_FIELDS:
+        if name in values:
+            values[name] = date.fromisoformat(values[name])
+    values["status"] = Status(values["status"])
+    return RequestRecord(**values)
+
+
+def _expired(item: Item, now: float) -> bool:
+    expires = item.get("expires_at", {}).get("N")
+    return expires is not None and int(expires) <= now
+
+
+def _table() -> str:
+    return get_settings().table_name
+
+
+def create_request(record: RequestRecord, email_key: str, expires_at: int) -> RequestRecord:
+    """Store a new request and its duplicate lock, both or neither.
+
+    Raises DuplicateRequest when another active request holds the lock. The
+    lock is written with a condition, so of twenty simultaneous identical
+    submissions exactly one creates a request.
+    """
+    from botocore.exceptions import ClientError
+
+    now = int(time.time())
+    lock = {
+        **_lock_key(email_key),
+        "record_type": {"S": "email_lock"},
+        "request_id": {"S": record.request_id},
+        "expires_at": {"N": str(expires_at)},
+    }
+    for attempt in range(_CONFLICT_RETRIES):
+        try:
+            aws.dynamodb().transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": _table(),
+                            "Item": _to_item(record, email_key, expires_at),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": _table(),
+                            "Item": lock,
+                            "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now",
+                            "ExpressionAttributeValues": {":now": {"N": str(now)}},
+                        }
+                    },
+                ]
+            )
+            return record
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            codes = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                existing = _active_request_for(email_key)
+                if existing is not None:
+                    raise DuplicateRequest(existing) from None
+            # A concurrent transaction on the same lock: wait for it to settle.
+            time.sleep(0.05 * (attempt + 1))
+    raise RuntimeError("could not store the request: the email lock stayed contended")
+
+
+def _active_request_for(email_key: str) -> RequestRecord | None:
+    response = aws.dynamodb().get_item(
+        TableName=_table(), Key=_lock_key(email_key), ConsistentRead=True
+    )
+    lock = response.get("Item")
+    if lock is None or _expired(lock, time.time()):
+        return None
+    return get_request(lock["request_id"]["S"])  # type: ignore[typeddict-item]
+
+
+def get_request(request_id: str) -> RequestRecord | None:
+    response = aws.dynamodb().get_item(
+        TableName=_table(), Key=request_key(request_id), ConsistentRead=True
+    )
+    item = response.get("Item")
+    if item is None or _expired(item, time.time()):
+        return None
+    return _to_record(item)
+
+
+def _update(
+    request_id: str, event: Event, now: datetime, changes: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The conditional update that moves one request along the lifecycle."""
+    move = transition(event)
+    entry = {"at": now.astimezone(UTC).isoformat(timespec="seconds"), "event": event.value}
+    sets = [
+        "#status = :target",
+        "updated_at = :now",
+        "history = list_append(if_not_exists(history, :none), :entry)",
+    ]
+    removes: list[str] = []
+    names = {"#status": "status"}
+    values: dict[str, AttributeValueTypeDef] = {
+        ":target": {"S": move.target.value},
+        ":now": _serialize(now),
+        ":none": {"L": []},
+        ":entry": {"L": [_serialize(entry)]},
+        ":epoch": {"N": str(int(now.timestamp()))},
+    }
+    for index, (name, value) in enumerate((changes or {}).items()):
+        names[f"#c{index}"] = name
+        if value is None:
+            removes.append(f"#c{index}")
+        else:
+            sets.append(f"#c{index} = :c{index}")
+            values[f":c{index}"] = _serialize(value)
+    sources = sorted(status.value for status in move.sources)
+    placeholders = []
+    for index, status in enumerate(sources):
+        values[f":s{index}"] = {"S": status}
+        placeholders.append(f":s{index}")
+    expression = "SET " + ", ".join(sets)
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    return {
+        "TableName": _table(),
+        "Key": request_key(request_id),
+        "UpdateExpression": expression,
+        "ConditionExpression": (
+            "attribute_exists(pk)"
+            " AND (attribute_not_exists(expires_at) OR expires_at > :epoch)"
+            f" AND #status IN ({', '.join(placeholders)})"
+        ),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+
+
+def apply(
+    request_id: str, event: Event, now: datetime, changes: dict[str, Any] | None = None
+) -> RequestRecord:
+    """Move a request along the lifecycle, or raise InvalidTransition.
+
+    ``changes`` sets attributes in the same write (None removes one), so a
+    status never changes without the facts that go with it.
+    """
+    from botocore.exceptions import ClientError
+
+    try:
+        response = aws.dynamodb().update_item(
+            **_update(request_id, event, now, changes), ReturnValues="ALL_NEW"
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise InvalidTransition(request_id, event) from None
+        raise
+    return _to_record(response["Attributes"])
+
+
+def verify(
+    request_id: str, email_key: str, now: datetime, changes: dict[str, Any]
+) -> RequestRecord:
+    """Apply VERIFY and make the request and its duplicate lock permanent.
+
+    One transaction: a verified request must never lose its lock to the
+    unverified-request TTL, or a second letter could go out for the address.
+    """
+    from botocore.exceptions import ClientError
+
+    try:
+        aws.dynamodb().transact_write_items(
+            TransactItems=[
+                {"Update": _update(request_id, Event.VERIFY, now, {**changes, "expires_at": None})},
+                {
+                    "Update": {
+                        "TableName": _table(),
+                        "Key": _lock_key(email_key),
+                        "UpdateExpression": "REMOVE expires_at",
+                        "ConditionExpression": "request_id = :id",
+                        "ExpressionAttributeValues": {":id": {"S": request_id}},
+                    }
+                },
+            ]
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "TransactionCanceledException":
+            raise InvalidTransition(request_id, Event.VERIFY) from None
+        raise
+    record = get_request(request_id)
+    if record is None:  # pragma: no cover - deleted between the two calls
+        raise InvalidTransition(request_id, Event.VERIFY)
+    return record

@@ -1,0 +1,281 @@
+"""HTTP: reading requests, negotiating JSON or HTML, shaping responses.
+
+Everything a client can send ends in a 2xx/3xx/4xx; AWS being unreachable
+ends in a 503 with Retry-After, never in a 500 or a half-written request.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from chalice.app import Request, Response
+
+from chalicelib import i18n, journey, letters, store, tokens
+from chalicelib.lifecycle import Status
+from chalicelib.log import logger
+from chalicelib.models import RequestRecord, parse_submission
+from chalicelib.settings import get_settings
+
+MAX_BODY_BYTES = 16 * 1024
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+ACCEPTED_TYPES = [JSON, FORM, "multipart/form-data", "text/plain"]
+
+View = Callable[..., Response]
+
+
+def guarded(view: View) -> View:
+    """Answer 503 (not 500) when AWS is throttling or unavailable."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return view(*args, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+            logger().error("AWS unavailable", extra={"error": code})
+            return Response(
+                body={"errors": {"service": "temporarily unavailable, please retry"}},
+                status_code=503,
+                headers={"Retry-After": "30"},
+            )
+
+    return wrapper
+
+
+# --- helpers --------------------------------------------------------------
+
+
+def _media_type(request: Request) -> str:
+    return (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+
+
+def _wants_json(request: Request) -> bool:
+    accept = (request.headers.get("accept") or "").lower()
+    return JSON in accept and "text/html" not in accept
+
+
+def _language(request: Request, hint: object = None) -> str:
+    # An explicit choice on the page (the language switch) beats the record's
+    # or the form's language, which beats the browser's preference.
+    query = request.query_params or {}
+    if query.get("lang") in i18n.LANGUAGES:
+        return query["lang"]
+    if isinstance(hint, str) and hint.strip().lower() in i18n.LANGUAGES:
+        return hint.strip().lower()
+    return i18n.language_from(request.headers.get("accept-language"))
+
+
+def _html(body: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body=body,
+        status_code=status,
+        headers={
+            "Content-Type": "text/html; charset=utf-8",
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+            **(headers or {}),
+        },
+    )
+
+
+def _page(request: Request, name: str, lang: str, status: int = 200, **context: Any) -> Response:
+    # The language switch keeps the link's token: the page stays open.
+    kept = {k: v for k, v in (request.query_params or {}).items() if k != "lang"}
+    context = {
+        "campaign_website": get_settings().campaign_website,
+        "switch_query": urlencode(kept) + "&" if kept else "",
+        **context,
+    }
+    return _html(letters.render_page(name, lang, context), status)
+
+
+def _errors(
+    request: Request, codes: dict[str, str], status: int, lang: str, as_html: bool
+) -> Response:
+    messages = i18n.problems(lang, codes)
+    if as_html:
+        labels = i18n.FIELD_LABELS[lang]
+        listed = [(labels.get(field, field), text) for field, text in messages.items()]
+        return _page(request, "problems", lang, status, problems=listed, back=_back_link(request))
+    return Response(body={"errors": messages}, status_code=status)
+
+
+def _read_form(request: Request, media: str) -> dict[str, Any] | None:
+    """The submitted fields, or None when the body cannot be read."""
+    raw = request.raw_body or b""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if media == JSON:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+    try:
+        # A field sent twice is ambiguous; the first value is the one typed.
+        pairs = parse_qs(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=50)
+    except ValueError:
+        return None
+    return {name: values[0] for name, values in pairs.items()}
+
+
+def _back_link(request: Request) -> str:
+    referer = request.headers.get("referer") or ""
+    origins = get_settings().allowed_origins
+    if any(referer.startswith(origin + "/") or referer == origin for origin in origins):
+        return referer
+    return get_settings().campaign_website
+
+
+# --- views ----------------------------------------------------------------
+
+
+@guarded
+def create_request(request: Request) -> Response:
+    media = _media_type(request)
+    as_html = media == FORM and not _wants_json(request)
+    lang = _language(request)
+    if len(request.raw_body or b"") > MAX_BODY_BYTES:
+        return _errors(request, {"body": "too_large"}, 413, lang, as_html)
+    if media not in (JSON, FORM):
+        return _errors(request, {"body": "unsupported"}, 415, lang, as_html)
+    data = _read_form(request, media)
+    if data is None:
+        return _errors(request, {"body": "malformed"}, 400, lang, as_html)
+    lang = _language(request, data.get("language"))
+    submission, problems = parse_submission(data)
+    if submission is None:
+        return _errors(request, problems, 422, lang, as_html)
+    record = journey.submit(submission)
+    if as_html:
+        return Response(
+            body="",
+            status_code=303,
+            headers={"Location": get_settings().thank_you_url(submission.language)},
+        )
+    return Response(body={"id": record.request_id, "status": record.status.value}, status_code=202)
+
+
+def _authorised(
+    request: Request, request_id: str, purpose: tokens.Purpose, max_age_days: int | None
+) -> tuple[RequestRecord | None, Response | None]:
+    """The request if the token opens it, else the error response to send."""
+    lang = _language(request)
+    as_json = _wants_json(request)
+    token = (request.query_params or {}).get("token")
+    try:
+        tokens.check(token, request_id, purpose, max_age_days)
+    except tokens.BadToken:
+        return None, _refusal(request, 403, "bad_token", lang, as_json)
+    record = store.get_request(request_id)
+    if record is None:
+        return None, _refusal(request, 404, "not_found", lang, as_json)
+    return record, None
+
+
+def _refusal(request: Request, status: int, reason: str, lang: str, as_json: bool) -> Response:
+    if as_json:
+        message = {
+            "bad_token": "This link is invalid or has expired.",
+            "not_found": "No such request (it may have expired or been deleted).",
+        }[reason]
+        return Response(body={"errors": {"token": message}}, status_code=status)
+    return _page(request, "refused", lang, status, reason=reason)
+
+
+def _status_body(record: RequestRecord) -> dict[str, Any]:
+    return {
+        "id": record.request_id,
+        "status": record.status.value,
+        "sent_at": record.sent_at.isoformat() if record.sent_at else None,
+        "due_date": record.due_date.isoformat() if record.due_date else None,
+    }
+
+
+@guarded
+def show_confirm(request: Request, request_id: str) -> Response:
+    record, refusal = _authorised(
+        request, request_id, tokens.Purpose.CONFIRM, get_settings().verify_days
+    )
+    if record is None:
+        assert refusal is not None
+        return refusal
+    if _wants_json(request):
+        return Response(body=_status_body(record), status_code=200)
+    lang = _language(request, record.language)
+    pending = record.status == Status.PENDING_VERIFICATION
+    return _page(
+        request,
+        "confirm", lang, record=record, pending=pending, status_token=_status_token(record)
+    )
+
+
+@guarded
+def confirm(request: Request, request_id: str) -> Response:
+    record, refusal = _authorised(
+        request, request_id, tokens.Purpose.CONFIRM, get_settings().verify_days
+    )
+    if record is None:
+        assert refusal is not None
+        return refusal
+    record = journey.verify(request_id)
+    if _wants_json(request):
+        return Response(body=_status_body(record), status_code=200)
+    lang = _language(request, record.language)
+    return _page(request, "status", lang, record=record, just_confirmed=True, status_token=_status_token(record))
+
+
+@guarded
+def show_status(request: Request, request_id: str) -> Response:
+    record, refusal = _authorised(request, request_id, tokens.Purpose.STATUS, None)
+    if record is None:
+        assert refusal is not None
+        return refusal
+    if _wants_json(request):
+        return Response(body=_status_body(record), status_code=200)
+    lang = _language(request, record.language)
+    return _page(request, "status", lang, record=record, just_confirmed=False, status_token=_status_token(record))
+
+
+def _status_token(record: RequestRecord) -> str:
+    return tokens.issue(record.request_id, tokens.Purpose.STATUS)
+
+
+# --- CORS -----------------------------------------------------------------
+
+_PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Accept, Accept-Language",
+    "Access-Control-Max-Age": "600",
+}
+
+
+def _allowed_origin(request: Request) -> str | None:
+    origin = request.headers.get("origin")
+    return origin if origin and origin in get_settings().allowed_origins else None
+
+
+def preflight(request: Request) -> Response:
+    headers = dict(_PREFLIGHT_HEADERS) if _allowed_origin(request) else {}
+    return Response(body="", status_code=204, headers=headers)
+
+
+def with_cors(request: Request, response: Response) -> Response:
+    """Add CORS headers for allow-listed origins only."""
+    origin = _allowed_origin(request)
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Vary"] = "Origin"
+    return response

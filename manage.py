@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""takeback's command line: the local stack and the organisers' tools.
+
+    python manage.py run                       # the whole local stack
+    python manage.py check-settings --stage prod
+    python manage.py build-page --api-url URL --out DIR
+    python manage.py package --stage prod --out dist/prod
+
+Each command is a thin wrapper over a module in chalicelib/ or tools/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+Command = Callable[[argparse.Namespace], int]
+
+
+def run(args: argparse.Namespace) -> int:
+    """moto on :4566, the API on :8000, the page on :8080, mail in outbox/."""
+    from tools import local_stack, site
+
+    endpoint = f"http://127.0.0.1:{args.moto_port}"
+    stage_env = local_stack.stage_environment("local")
+    api_url = f"http://127.0.0.1:{args.api_port}"
+    page_dir = ROOT / "build" / "site"
+    site.build(api_url=api_url, out=page_dir)
+    processes = [local_stack.start_moto(args.moto_port)]
+    with local_stack.running(processes):
+        local_stack.provision(endpoint, stage_env)
+        env = local_stack.aws_environment(endpoint)
+        processes.append(local_stack.start_chalice_local(args.api_port, "local", env))
+        processes.append(local_stack.serve_folder(page_dir, args.page_port))
+        print(
+            "\ntakeback local stack is running:\n"
+            f"  campaign page  http://127.0.0.1:{args.page_port}/\n"
+            f"  API            {api_url}/  (stage 'local')\n"
+            f"  moto (AWS)     {endpoint}/  (sent mail: {endpoint}/moto-api/data.json)\n"
+            f"  emails         {ROOT / stage_env['OUTBOX_DIR']}/*.eml\n"
+            "Press Ctrl-C to stop everything.",
+            flush=True,
+        )
+        _wait_for_interrupt(processes)
+    return 0
+
+
+def _wait_for_interrupt(processes: Sequence[object]) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while all(process.poll() is None for process in processes):  # type: ignore[attr-defined]
+            time.sleep(0.5)
+        print("a process of the local stack exited; stopping the rest", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+
+
+def check_settings(args: argparse.Namespace) -> int:
+    """Validate a stage's settings as the Lambda will read them."""
+    from chalicelib.settings import SettingsError, load
+    from tools import local_stack
+
+    try:
+        settings = load(local_stack.stage_environment(args.stage))
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"stage {args.stage}: settings are valid (table {settings.table_name})")
+    return 0
+
+
+def build_page(args: argparse.Namespace) -> int:
+    from tools import site
+
+    site.build(api_url=args.api_url, out=Path(args.out))
+    print(f"campaign page built in {args.out}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="manage.py", description=__doc__.splitlines()[0])
+    commands = main.add_subparsers(dest="command", required=True)
+
+    local = commands.add_parser("run", help="start the local stack")
+    local.add_argument("--moto-port", type=int, default=4566)
+    local.add_argument("--api-port", type=int, default=8000)
+    local.add_argument("--page-port", type=int, default=8080)
+    local.set_defaults(handler=run)
+
+    check = commands.add_parser("check-settings", help="validate a stage's settings")
+    check.add_argument("--stage", default="prod")
+    check.set_defaults(handler=check_settings)
+
+    page = commands.add_parser("build-page", help="build the static campaign page")
+    page.add_argument("--api-url", required=True)
+    page.add_argument("--out", required=True)
+    page.set_defaults(handler=build_page)
+    return main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.chdir(ROOT)
+    sys.path.insert(0, str(ROOT))
+    args = parser().parse_args(argv)
+    handler: Command = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

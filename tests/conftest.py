@@ -1,0 +1,122 @@
+"""Shared fixtures: a real moto server over HTTP, the app, and its mail.
+
+boto3 in the code under test talks HTTP to a moto server started here (via
+``AWS_ENDPOINT_URL``); nothing is patched in-process. Each test starts from a
+reset server, provisioned like ``make run`` provisions the local stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.request
+from collections.abc import Callable, Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from tools import local_stack
+
+STAGE = "local"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    port = local_stack.free_port()
+    log = open(os.devnull, "wb")
+    process = local_stack.start_moto(port, stdout=log, stderr=log)
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {key: os.environ.get(key) for key in local_stack.aws_environment(endpoint)}
+    os.environ.update(local_stack.aws_environment(endpoint))
+    yield endpoint
+    local_stack.stop(process)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project's Chalice config whose outbox is a temp folder."""
+    folder = tmp_path_factory.mktemp("project")
+    (folder / ".chalice").mkdir()
+    config = json.loads((local_stack.ROOT / ".chalice" / "config.json").read_text())
+    config["stages"][STAGE]["environment_variables"]["OUTBOX_DIR"] = str(folder / "outbox")
+    (folder / ".chalice" / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def stage_env(project_dir: Path) -> dict[str, str]:
+    return local_stack.stage_environment(STAGE, project_dir)
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, stage_env: dict[str, str], project_dir: Path) -> Iterator[str]:
+    """A freshly reset and provisioned moto server; cached clients forgotten."""
+    from chalicelib import aws as aws_clients
+
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request).close()
+    local_stack.provision(moto_endpoint, stage_env)
+    shutil.rmtree(project_dir / "outbox", ignore_errors=True)
+    aws_clients.reset()
+    yield moto_endpoint
+    aws_clients.reset()
+
+
+@pytest.fixture
+def env(aws: str, stage_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The stage environment set in-process, for calling chalicelib directly."""
+    for key, value in stage_env.items():
+        monkeypatch.setenv(key, value)
+    return stage_env
+
+
+@pytest.fixture
+def client(aws: str, project_dir: Path) -> Iterator[object]:
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app, stage_name=STAGE, project_dir=str(project_dir)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def sent_mail(aws: str) -> Callable[[], list[EmailMessage]]:
+    """Every message SES (moto) accepted since the reset, parsed."""
+
+    def read() -> list[EmailMessage]:
+        with urllib.request.urlopen(f"{aws}/moto-api/data.json") as response:
+            data = json.load(response)
+        return [
+            message_from_bytes(item["raw_data"].encode("utf-8"), policy=policy.default)  # type: ignore[misc]
+            for item in data["ses"]["RawMessage"]
+        ]
+
+    return read
+
+
+@pytest.fixture
+def table_items(aws: str, stage_env: dict[str, str]) -> Callable[[], list[dict[str, object]]]:
+    """Every item in the table, as plain Python values."""
+    import boto3
+    from boto3.dynamodb.types import TypeDeserializer
+
+    def read() -> list[dict[str, object]]:
+        client = boto3.client("dynamodb")
+        deserializer = TypeDeserializer()
+        pages = client.get_paginator("scan").paginate(TableName=stage_env["TABLE_NAME"])
+        return [
+            {key: deserializer.deserialize(value) for key, value in item.items()}
+            for page in pages
+            for item in page["Items"]
+        ]
+
+    return read
