@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import urllib.request
+from dataclasses import dataclass
 from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -21,6 +22,7 @@ import pytest
 from tools import local_stack
 
 STAGE = "local"
+TEST_SECRET = "test-signing-secret-not-for-production"
 
 
 @pytest.fixture(scope="session")
@@ -40,15 +42,70 @@ def moto_endpoint() -> Iterator[str]:
             os.environ[key] = value
 
 
-@pytest.fixture(scope="session")
-def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the project's Chalice config whose outbox is a temp folder."""
-    folder = tmp_path_factory.mktemp("project")
+@dataclass(frozen=True)
+class LiveStack:
+    """The local stack on free ports: what `make run` starts, for tests."""
+
+    api: str
+    page: str
+    outbox: Path
+
+
+def _project_copy(folder: Path, overrides: dict[str, str]) -> Path:
+    """The project through symlinks, with the local stage's settings changed."""
+    for name in ("app.py", "chalicelib", "templates", "vendor"):
+        (folder / name).symlink_to(local_stack.ROOT / name)
     (folder / ".chalice").mkdir()
     config = json.loads((local_stack.ROOT / ".chalice" / "config.json").read_text())
-    config["stages"][STAGE]["environment_variables"]["OUTBOX_DIR"] = str(folder / "outbox")
+    config["stages"][STAGE]["environment_variables"].update(overrides)
     (folder / ".chalice" / "config.json").write_text(json.dumps(config))
     return folder
+
+
+@pytest.fixture(scope="session")
+def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project with the local stage's outbox in a temp folder."""
+    folder = tmp_path_factory.mktemp("project")
+    return _project_copy(folder, {"OUTBOX_DIR": str(folder / "outbox")})
+
+
+@pytest.fixture(scope="session")
+def live_stack(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    """chalice local and the built campaign page, on free loopback ports.
+
+    Tests that use it also use ``aws`` (reset per test): the server keeps
+    its cached clients and secret, which stay valid across resets.
+    """
+    from tools import site
+
+    api_port, page_port = local_stack.free_port(), local_stack.free_port()
+    api, page = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{page_port}"
+    folder = tmp_path_factory.mktemp("live")
+    (folder / "project").mkdir()
+    project = _project_copy(
+        folder / "project",
+        {
+            "OUTBOX_DIR": str(folder / "outbox"),
+            "API_BASE_URL": api,
+            "CAMPAIGN_WEBSITE": page,
+            "THANK_YOU_URL_EN": f"{page}/thanks/",
+            "THANK_YOU_URL_FR": f"{page}/fr/merci/",
+            "ALLOWED_ORIGINS": page,
+        },
+    )
+    stage_env = local_stack.stage_environment(STAGE, project)
+    local_stack.provision(moto_endpoint, stage_env, secret=TEST_SECRET)
+    site.build(api_url=api, out=folder / "site")
+    log = open(folder / "servers.log", "wb")
+    processes = [
+        local_stack.start_chalice_local(
+            api_port, STAGE, local_stack.aws_environment(moto_endpoint), project,
+            stdout=log, stderr=log,
+        ),
+        local_stack.serve_folder(folder / "site", page_port, stdout=log, stderr=log),
+    ]
+    with local_stack.running(processes):
+        yield LiveStack(api=api, page=page, outbox=folder / "outbox")
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +120,7 @@ def aws(moto_endpoint: str, stage_env: dict[str, str], project_dir: Path) -> Ite
 
     request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(request).close()
-    local_stack.provision(moto_endpoint, stage_env)
+    local_stack.provision(moto_endpoint, stage_env, secret=TEST_SECRET)
     shutil.rmtree(project_dir / "outbox", ignore_errors=True)
     aws_clients.reset()
     yield moto_endpoint

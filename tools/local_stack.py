@@ -99,8 +99,12 @@ def table_definition(name: str) -> dict[str, Any]:
     return definition
 
 
-def provision(endpoint: str, stage_env: Mapping[str, str]) -> None:
-    """Create the stage's table, signing secret and SES identity, if missing."""
+def provision(endpoint: str, stage_env: Mapping[str, str], secret: str | None = None) -> None:
+    """Create the stage's table, signing secret and SES identity, if missing.
+
+    The secret is random unless given (tests fix it, so that processes that
+    cached it keep agreeing across resets).
+    """
     import boto3
 
     kwargs: dict[str, Any] = {
@@ -126,7 +130,9 @@ def provision(endpoint: str, stage_env: Mapping[str, str]) -> None:
     try:
         ssm.get_parameter(Name=name)
     except ssm.exceptions.ParameterNotFound:
-        ssm.put_parameter(Name=name, Value=secrets.token_urlsafe(32), Type="SecureString")
+        ssm.put_parameter(
+            Name=name, Value=secret or secrets.token_urlsafe(32), Type="SecureString"
+        )
     ses = boto3.client("sesv2", **kwargs)
     domain = stage_env["SENDER_EMAIL"].rpartition("@")[2]
     with contextlib.suppress(ses.exceptions.AlreadyExistsException):
