@@ -5,8 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from chalice import Chalice, Response
-from chalice.app import Request
+from chalice.app import Chalice, Request, Response
 
 app = Chalice(app_name="takeback")
 

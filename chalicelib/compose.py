@@ -74,7 +74,9 @@ def _supporter(record: RequestRecord) -> Mailbox:
 
 
 def _campaign(settings: Settings, on_behalf_of: str | None = None) -> Mailbox:
-    name = f"{on_behalf_of} via {settings.campaign_name}" if on_behalf_of else settings.campaign_name
+    name = (
+        f"{on_behalf_of} via {settings.campaign_name}" if on_behalf_of else settings.campaign_name
+    )
     return Mailbox(settings.sender_email, name)
 
 

@@ -48,19 +48,31 @@ _PROBLEMS = {
     "fr": {
         ("first_name", "required"): "Veuillez entrer votre prénom.",
         ("first_name", "too_long"): "Votre prénom est trop long (100 caractères au plus).",
-        ("first_name", "invalid"): "Votre prénom contient des caractères que nous ne pouvons pas utiliser.",
+        (
+            "first_name",
+            "invalid",
+        ): "Votre prénom contient des caractères que nous ne pouvons pas utiliser.",
         ("last_name", "required"): "Veuillez entrer votre nom de famille.",
         ("last_name", "too_long"): "Votre nom de famille est trop long (100 caractères au plus).",
-        ("last_name", "invalid"): "Votre nom de famille contient des caractères que nous ne pouvons pas utiliser.",
+        (
+            "last_name",
+            "invalid",
+        ): "Votre nom de famille contient des caractères que nous ne pouvons pas utiliser.",
         ("email", "required"): "Veuillez entrer votre adresse courriel.",
         ("email", "too_long"): "Cette adresse courriel est trop longue.",
         ("email", "invalid"): "Cette adresse courriel n'est pas valide.",
-        ("province", "invalid"): "Choisissez une province ou un territoire dans la liste, ou laissez le champ vide.",
+        (
+            "province",
+            "invalid",
+        ): "Choisissez une province ou un territoire dans la liste, ou laissez le champ vide.",
         ("language", "invalid"): "Choisissez le français ou l'anglais.",
         ("consent_updates", "invalid"): "Cochez la case ou laissez-la vide.",
         ("body", "malformed"): "Le formulaire n'a pas pu être lu. Veuillez réessayer.",
         ("body", "too_large"): "Le formulaire est trop volumineux.",
-        ("body", "unsupported"): "Le formulaire a été envoyé dans un format que nous n'acceptons pas.",
+        (
+            "body",
+            "unsupported",
+        ): "Le formulaire a été envoyé dans un format que nous n'acceptons pas.",
     },
 }
 

@@ -119,9 +119,7 @@ def send_letter(request_id: str) -> RequestRecord:
         sent = mail.send(letter)
     except mail.MailError as error:
         event = Event.SEND_DEFERRED if error.transient else Event.SEND_FAILED
-        logger().warning(
-            "letter not sent", extra={"request_id": request_id, "error": error.code}
-        )
+        logger().warning("letter not sent", extra={"request_id": request_id, "error": error.code})
         return store.apply(request_id, event, now(), {"failure_reason": error.code})
     record = store.apply(
         request_id,

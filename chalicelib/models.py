@@ -12,7 +12,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Val
 from chalicelib.lifecycle import Status
 
 Language = Literal["en", "fr"]
-PROVINCES = frozenset("AB BC MB NB NL NS NT NU ON PE QC SK YT".split())
+PROVINCES = frozenset(
+    ["AB", "BC", "MB", "NB", "NL", "NS", "NT", "NU", "ON", "PE", "QC", "SK", "YT"]
+)
 NAME_MAX = 100
 EMAIL_MAX = 254
 
@@ -34,15 +36,20 @@ class FieldProblem(ValueError):
 def _clean_name(value: object) -> str:
     if not isinstance(value, str):
         raise FieldProblem("invalid")
-    name = " ".join(unicodedata.normalize("NFC", value).split())
+    name = unicodedata.normalize("NFC", value).strip()
     if not name:
         raise FieldProblem("required")
-    if len(name) > NAME_MAX:
-        raise FieldProblem("too_long")
     for char in name:
         category = unicodedata.category(char)
-        if char in _FORBIDDEN_IN_NAMES or (category[0] == "C" and char not in _ALLOWED_FORMAT):
+        # Line breaks inside a name would end up in email headers: refuse
+        # them rather than guess what was meant.
+        if category in ("Zl", "Zp") or char in _FORBIDDEN_IN_NAMES:
             raise FieldProblem("invalid")
+        if category[0] == "C" and char not in _ALLOWED_FORMAT:
+            raise FieldProblem("invalid")
+    name = " ".join(name.split())
+    if len(name) > NAME_MAX:
+        raise FieldProblem("too_long")
     if not any(unicodedata.category(char).startswith("L") for char in name):
         raise FieldProblem("invalid")
     return name

@@ -105,11 +105,7 @@ class Settings(BaseModel):
 
 def load(environ: Mapping[str, str]) -> Settings:
     """Build settings from an environment, naming every bad variable."""
-    raw = {
-        name: environ[name.upper()]
-        for name in Settings.model_fields
-        if name.upper() in environ
-    }
+    raw = {name: environ[name.upper()] for name in Settings.model_fields if name.upper() in environ}
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:

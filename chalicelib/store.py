@@ -69,9 +69,7 @@ def _deserialize(item: Item) -> dict[str, Any]:
 
 def _to_item(record: RequestRecord, email_key: str, expires_at: int) -> Item:
     attributes = {
-        name: value
-        for name, value in vars(record).items()
-        if value is not None and value != []
+        name: value for name, value in vars(record).items() if value is not None and value != []
     }
     item = {name: _serialize(value) for name, value in attributes.items()}
     item.update(request_key(record.request_id))
@@ -162,7 +160,7 @@ def _active_request_for(email_key: str) -> RequestRecord | None:
     lock = response.get("Item")
     if lock is None or _expired(lock, time.time()):
         return None
-    return get_request(lock["request_id"]["S"])  # type: ignore[typeddict-item]
+    return get_request(lock["request_id"]["S"])
 
 
 def get_request(request_id: str) -> RequestRecord | None:
@@ -258,7 +256,7 @@ def verify(
     try:
         aws.dynamodb().transact_write_items(
             TransactItems=[
-                {"Update": _update(request_id, Event.VERIFY, now, {**changes, "expires_at": None})},
+                {"Update": _update(request_id, Event.VERIFY, now, {**changes, "expires_at": None})},  # type: ignore[typeddict-item]
                 {
                     "Update": {
                         "TableName": _table(),

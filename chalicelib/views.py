@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -38,7 +38,11 @@ def guarded(view: View) -> View:
         try:
             return view(*args, **kwargs)
         except (ClientError, BotoCoreError) as exc:
-            code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+            code = (
+                exc.response["Error"]["Code"]
+                if isinstance(exc, ClientError)
+                else type(exc).__name__
+            )
             logger().error("AWS unavailable", extra={"error": code})
             return Response(
                 body={"errors": {"service": "temporarily unavailable, please retry"}},
@@ -64,7 +68,7 @@ def _wants_json(request: Request) -> bool:
 def _language(request: Request, hint: object = None) -> str:
     # An explicit choice on the page (the language switch) beats the record's
     # or the form's language, which beats the browser's preference.
-    query = request.query_params or {}
+    query: Mapping[str, str] = request.query_params or {}
     if query.get("lang") in i18n.LANGUAGES:
         return query["lang"]
     if isinstance(hint, str) and hint.strip().lower() in i18n.LANGUAGES:
@@ -72,7 +76,7 @@ def _language(request: Request, hint: object = None) -> str:
     return i18n.language_from(request.headers.get("accept-language"))
 
 
-def _html(body: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def _html(body: str, status: int = 200) -> Response:
     return Response(
         body=body,
         status_code=status,
@@ -83,7 +87,6 @@ def _html(body: str, status: int = 200, headers: dict[str, str] | None = None) -
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
             "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-            **(headers or {}),
         },
     )
 
@@ -114,7 +117,7 @@ def _read_form(request: Request, media: str) -> dict[str, Any] | None:
     """The submitted fields, or None when the body cannot be read."""
     raw = request.raw_body or b""
     try:
-        text = raw.decode("utf-8")
+        text = raw if isinstance(raw, str) else raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
     if media == JSON:
@@ -174,7 +177,8 @@ def _authorised(
     """The request if the token opens it, else the error response to send."""
     lang = _language(request)
     as_json = _wants_json(request)
-    token = (request.query_params or {}).get("token")
+    query: Mapping[str, str] = request.query_params or {}
+    token = query.get("token")
     try:
         tokens.check(token, request_id, purpose, max_age_days)
     except tokens.BadToken:
@@ -217,8 +221,7 @@ def show_confirm(request: Request, request_id: str) -> Response:
     lang = _language(request, record.language)
     pending = record.status == Status.PENDING_VERIFICATION
     return _page(
-        request,
-        "confirm", lang, record=record, pending=pending, status_token=_status_token(record)
+        request, "confirm", lang, record=record, pending=pending, status_token=_status_token(record)
     )
 
 
@@ -234,7 +237,14 @@ def confirm(request: Request, request_id: str) -> Response:
     if _wants_json(request):
         return Response(body=_status_body(record), status_code=200)
     lang = _language(request, record.language)
-    return _page(request, "status", lang, record=record, just_confirmed=True, status_token=_status_token(record))
+    return _page(
+        request,
+        "status",
+        lang,
+        record=record,
+        just_confirmed=True,
+        status_token=_status_token(record),
+    )
 
 
 @guarded
@@ -246,7 +256,14 @@ def show_status(request: Request, request_id: str) -> Response:
     if _wants_json(request):
         return Response(body=_status_body(record), status_code=200)
     lang = _language(request, record.language)
-    return _page(request, "status", lang, record=record, just_confirmed=False, status_token=_status_token(record))
+    return _page(
+        request,
+        "status",
+        lang,
+        record=record,
+        just_confirmed=False,
+        status_token=_status_token(record),
+    )
 
 
 def _status_token(record: RequestRecord) -> str:
@@ -268,7 +285,9 @@ def _allowed_origin(request: Request) -> str | None:
 
 
 def preflight(request: Request) -> Response:
-    headers = dict(_PREFLIGHT_HEADERS) if _allowed_origin(request) else {}
+    headers: dict[str, str | list[str]] = (
+        dict(_PREFLIGHT_HEADERS) if _allowed_origin(request) else {}
+    )
     return Response(body="", status_code=204, headers=headers)
 
 

@@ -11,8 +11,8 @@ import json
 import os
 import shutil
 import urllib.request
-from dataclasses import dataclass
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -28,8 +28,8 @@ TEST_SECRET = "test-signing-secret-not-for-production"
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     port = local_stack.free_port()
-    log = open(os.devnull, "wb")
-    process = local_stack.start_moto(port, stdout=log, stderr=log)
+    with open(os.devnull, "wb") as log:
+        process = local_stack.start_moto(port, stdout=log, stderr=log)
     endpoint = f"http://127.0.0.1:{port}"
     saved = {key: os.environ.get(key) for key in local_stack.aws_environment(endpoint)}
     os.environ.update(local_stack.aws_environment(endpoint))
@@ -96,14 +96,18 @@ def live_stack(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> 
     stage_env = local_stack.stage_environment(STAGE, project)
     local_stack.provision(moto_endpoint, stage_env, secret=TEST_SECRET)
     site.build(api_url=api, out=folder / "site")
-    log = open(folder / "servers.log", "wb")
-    processes = [
-        local_stack.start_chalice_local(
-            api_port, STAGE, local_stack.aws_environment(moto_endpoint), project,
-            stdout=log, stderr=log,
-        ),
-        local_stack.serve_folder(folder / "site", page_port, stdout=log, stderr=log),
-    ]
+    with open(folder / "servers.log", "wb") as log:
+        processes = [
+            local_stack.start_chalice_local(
+                api_port,
+                STAGE,
+                local_stack.aws_environment(moto_endpoint),
+                project,
+                stdout=log,
+                stderr=log,
+            ),
+            local_stack.serve_folder(folder / "site", page_port, stdout=log, stderr=log),
+        ]
     with local_stack.running(processes):
         yield LiveStack(api=api, page=page, outbox=folder / "outbox")
 

@@ -61,7 +61,9 @@ def wait_for(url: str, timeout: float = 30.0) -> None:
             time.sleep(0.1)
 
 
-def spawn(args: list[str], env: Mapping[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[bytes]:
+def spawn(
+    args: list[str], env: Mapping[str, str] | None = None, **kwargs: Any
+) -> subprocess.Popen[bytes]:
     """Start a process in its own group so stopping it stops its children."""
     return subprocess.Popen(
         args,
@@ -130,9 +132,7 @@ def provision(endpoint: str, stage_env: Mapping[str, str], secret: str | None = 
     try:
         ssm.get_parameter(Name=name)
     except ssm.exceptions.ParameterNotFound:
-        ssm.put_parameter(
-            Name=name, Value=secret or secrets.token_urlsafe(32), Type="SecureString"
-        )
+        ssm.put_parameter(Name=name, Value=secret or secrets.token_urlsafe(32), Type="SecureString")
     ses = boto3.client("sesv2", **kwargs)
     domain = stage_env["SENDER_EMAIL"].rpartition("@")[2]
     with contextlib.suppress(ses.exceptions.AlreadyExistsException):
@@ -177,7 +177,16 @@ def running(processes: list[subprocess.Popen[bytes]]) -> Iterator[None]:
 def serve_folder(folder: Path, port: int, **kwargs: Any) -> subprocess.Popen[bytes]:
     """Serve a static folder on 127.0.0.1 (the campaign page)."""
     process = spawn(
-        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(folder), str(port)],
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(folder),
+            str(port),
+        ],
         **kwargs,
     )
     wait_for(f"http://127.0.0.1:{port}/")

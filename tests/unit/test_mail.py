@@ -1,0 +1,80 @@
+"""MIME building: encoded names survive, nothing leaks into other headers."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+
+import pytest
+
+from chalicelib.mail import Mailbox, Outgoing, build
+
+NAMES = ["Zoë Côté-Lévesque", "Nguyễn Thị Minh Khai", "O'Brien, Seán", "李小龍"]
+
+
+def roundtrip(outgoing: Outgoing):  # type: ignore[no-untyped-def]
+    raw = build(outgoing).as_bytes()
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    raw.decode("ascii")  # everything on the wire is 7-bit
+    return message_from_bytes(raw, policy=policy.default)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_display_names_and_subject_survive_encoding(name: str) -> None:
+    parsed = roundtrip(
+        Outgoing(
+            sender=Mailbox("requests@takeback.example", f"{name} via Take Back"),
+            to=(Mailbox("privacy@clearview.ai", "Clearview AI"),),
+            cc=(Mailbox("zoe@example.com", name),),
+            reply_to=(Mailbox("zoe@example.com", name),),
+            subject=f"Demande d'accès – {name} (réf. abc)",
+            body=f"Bonjour {name},\n",
+        )
+    )
+    assert parsed["From"].addresses[0].display_name == f"{name} via Take Back"
+    assert parsed["From"].addresses[0].addr_spec == "requests@takeback.example"
+    assert parsed["Cc"].addresses[0].display_name == name
+    assert parsed["Reply-To"].addresses[0].addr_spec == "zoe@example.com"
+    assert parsed["Subject"] == f"Demande d'accès – {name} (réf. abc)"
+    assert parsed.get_content().replace("\r\n", "\n") == f"Bonjour {name},\n"
+
+
+def test_message_id_date_and_threading_headers() -> None:
+    parsed = roundtrip(
+        Outgoing(
+            sender=Mailbox("requests@takeback.example"),
+            to=(Mailbox("privacy@clearview.ai"),),
+            subject="Follow-up",
+            body="text\n",
+            in_reply_to="<original@takeback.example>",
+            references=("<original@takeback.example>",),
+        )
+    )
+    assert parsed["Message-ID"].endswith("@takeback.example>")
+    assert parsed["Date"]
+    assert parsed["In-Reply-To"] == "<original@takeback.example>"
+    assert parsed["References"] == "<original@takeback.example>"
+
+
+def test_a_subject_cannot_inject_headers() -> None:
+    parsed = roundtrip(
+        Outgoing(
+            sender=Mailbox("requests@takeback.example"),
+            to=(Mailbox("privacy@clearview.ai"),),
+            subject="Hello\r\nBcc: victim@example.org",
+            body="x\n",
+        )
+    )
+    assert parsed["Bcc"] is None
+    assert parsed["Subject"] == "Hello Bcc: victim@example.org"
+
+
+def test_long_body_lines_are_wrapped_on_the_wire() -> None:
+    raw = build(
+        Outgoing(
+            sender=Mailbox("requests@takeback.example"),
+            to=(Mailbox("privacy@clearview.ai"),),
+            subject="x",
+            body="é" * 3000 + "\n",
+        )
+    ).as_bytes()
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78
