@@ -49,7 +49,11 @@ def _url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{value!r} is not an absolute http(s) URL")
-    return value.rstrip("/")
+    return value
+
+
+def _base_url(value: str) -> str:
+    return _url(value).rstrip("/")
 
 
 class Settings(BaseModel):
@@ -73,7 +77,7 @@ class Settings(BaseModel):
     letter_language: Language = "en"
 
     # Where people are sent, and who may call the API from a browser.
-    api_base_url: Annotated[str, BeforeValidator(_url)]
+    api_base_url: Annotated[str, BeforeValidator(_base_url)]
     thank_you_url_en: Annotated[str, BeforeValidator(_url)]
     thank_you_url_fr: Annotated[str, BeforeValidator(_url)]
     allowed_origins: Annotated[tuple[str, ...], BeforeValidator(_split_list)] = ()
