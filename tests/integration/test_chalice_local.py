@@ -1,0 +1,87 @@
+"""The same journey over real HTTP through `chalice local` (stage local)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from email import message_from_bytes, policy
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.integration.helpers import SUPPORTER, addressed_to, link
+
+pytestmark = pytest.mark.slow
+
+
+def call(url: str, data: bytes | None = None, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data is not None else "GET")
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(request, timeout=30) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
+
+
+def test_journey_over_http_writes_every_email_to_the_outbox(live_stack, aws, sent_mail) -> None:  # type: ignore[no-untyped-def]
+    status, headers, body = call(
+        f"{live_stack.api}/requests",
+        json.dumps(SUPPORTER).encode(),
+        **{"Content-Type": "application/json", "Origin": live_stack.page},
+    )
+    assert status == 202, body
+    assert headers["access-control-allow-origin"] == live_stack.page
+    request_id = json.loads(body)["id"]
+
+    confirm = link(sent_mail()[0], "/confirm")
+    status, _, page = call(f"{live_stack.api}{confirm}")
+    assert status == 200 and b'<form method="post">' in page
+    status, _, page = call(f"{live_stack.api}{confirm}", b"", **{"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 200
+    assert request_id.encode() in page
+
+    letters = addressed_to(sent_mail(), "privacy@clearview.ai")
+    assert len(letters) == 1
+    outbox = sorted(live_stack.outbox.glob("*.eml"))
+    assert len(outbox) == 3
+    parsed = [message_from_bytes(path.read_bytes(), policy=policy.default) for path in outbox]
+    assert {m["Message-ID"] for m in parsed} == {m["Message-ID"] for m in sent_mail()}
+    letter = next(m for m in parsed if m["To"].addresses[0].addr_spec == "privacy@clearview.ai")
+    assert letter["Reply-To"].addresses[0].display_name == "Zoë Côté-Lévesque"
+
+
+def test_plain_form_post_redirects_and_bad_input_gets_a_page(live_stack, aws) -> None:  # type: ignore[no-untyped-def]
+    form = {**SUPPORTER, "email": "form@example.org", "language": "en"}
+    status, headers, _ = call(
+        f"{live_stack.api}/requests",
+        urlencode(form).encode(),
+        **{"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 303
+    assert headers["location"] == f"{live_stack.page}/thanks/"
+    status, headers, page = call(
+        f"{live_stack.api}/requests",
+        urlencode({**form, "email": "nope"}).encode(),
+        **{"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 422
+    assert headers["content-type"].startswith("text/html")
+    assert b"This email address is not valid." in page
+
+
+def test_preflight_from_the_page_origin(live_stack, aws) -> None:  # type: ignore[no-untyped-def]
+    request = urllib.request.Request(
+        f"{live_stack.api}/requests",
+        method="OPTIONS",
+        headers={"Origin": live_stack.page, "Access-Control-Request-Method": "POST"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status in (200, 204)
+        assert response.headers["Access-Control-Allow-Origin"] == live_stack.page
