@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from chalice.app import Chalice, Request, Response
+from chalice.app import Chalice, CloudWatchEvent, Cron, Request, Response
 
 app = Chalice(app_name="takeback")
 
@@ -60,3 +60,16 @@ def show_confirm(request_id: str) -> Response:
 @app.route("/requests/{request_id}/confirm", methods=["POST"], content_types=FORM_TYPES)
 def confirm(request_id: str) -> Response:
     return views().confirm(app.current_request, request_id)
+
+
+@app.route("/requests/{request_id}/events", methods=["POST"], content_types=FORM_TYPES)
+def report(request_id: str) -> Response:
+    return views().report(app.current_request, request_id)
+
+
+@app.schedule(Cron(0, 13, "*", "*", "?", "*"))
+def chase_overdue(event: CloudWatchEvent) -> dict[str, object]:
+    """Daily at 13:00 UTC (morning in Canada): chase every overdue request."""
+    from chalicelib import jobs
+
+    return jobs.chase(event, app.lambda_context)

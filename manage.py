@@ -3,6 +3,7 @@
 
     python manage.py run                       # the whole local stack
     python manage.py check-settings --stage prod
+    python manage.py chase [--stage local] [--as-of YYYY-MM-DD] [--dry-run]
     python manage.py build-page --api-url URL --out DIR
     python manage.py package --stage prod --out dist/prod
 
@@ -75,6 +76,35 @@ def check_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def use_stage(stage: str) -> None:
+    """Give this process the stage's environment, as Chalice gives its Lambdas.
+
+    The local stage talks to the local moto server unless AWS_ENDPOINT_URL
+    says otherwise; other stages use the caller's AWS credentials.
+    """
+    from chalicelib import aws
+    from tools import local_stack
+
+    os.environ.update(local_stack.stage_environment(stage))
+    if stage == "local" and "AWS_ENDPOINT_URL" not in os.environ:
+        os.environ.update(local_stack.aws_environment("http://127.0.0.1:4566"))
+    aws.reset()
+
+
+def chase(args: argparse.Namespace) -> int:
+    """The daily chase, as the scheduled Lambda runs it."""
+    from datetime import date
+
+    from chalicelib import chase as chase_module
+    from chalicelib.journey import now
+
+    use_stage(args.stage)
+    as_of = date.fromisoformat(args.as_of) if args.as_of else now().date()
+    summary = chase_module.run(as_of, dry_run=args.dry_run)
+    print("\n".join(summary.lines()))
+    return 1 if summary.failed else 0
+
+
 def build_page(args: argparse.Namespace) -> int:
     from tools import site
 
@@ -96,6 +126,12 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-settings", help="validate a stage's settings")
     check.add_argument("--stage", default="prod")
     check.set_defaults(handler=check_settings)
+
+    chase_cmd = commands.add_parser("chase", help="chase overdue requests (the daily job)")
+    chase_cmd.add_argument("--stage", default="local")
+    chase_cmd.add_argument("--as-of", help="run as if today were YYYY-MM-DD")
+    chase_cmd.add_argument("--dry-run", action="store_true", help="list, send and write nothing")
+    chase_cmd.set_defaults(handler=chase)
 
     page = commands.add_parser("build-page", help="build the static campaign page")
     page.add_argument("--api-url", required=True)

@@ -8,21 +8,14 @@ the organisation answers the supporter directly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from chalicelib import deadlines, letters, tokens
+from chalicelib import deadlines, i18n, letters, tokens
 from chalicelib.mail import Mailbox, Outgoing
 from chalicelib.models import RequestRecord
 from chalicelib.settings import Settings
-
-
-@dataclass(frozen=True)
-class Links:
-    confirm_url: str = ""
-    status_url: str = ""
 
 
 def confirm_url(settings: Settings, record: RequestRecord) -> str:
@@ -134,3 +127,106 @@ def _to_supporter(
         # Answers to these notices reach a person, not the no-reply sender.
         reply_to=(Mailbox(settings.campaign_contact_email, settings.campaign_name),),
     )
+
+
+def _chronology(settings: Settings, record: RequestRecord) -> list[SimpleNamespace]:
+    """Dated facts for the complaint, in the supporter's language."""
+    lang = record.language
+    say = i18n.CHRONOLOGY[lang]
+    facts = {"target": settings.target_name, "email": settings.target_email}
+    entries: list[tuple[date, str]] = []
+    if record.sent_at:
+        entries.append(
+            (record.sent_at.date(), say["sent"].format(reference=record.request_id, **facts))
+        )
+    if record.extended_at and record.due_date:
+        when = i18n.longdate(record.due_date, lang)
+        entries.append((record.extended_at.date(), say["extended"].format(date=when, **facts)))
+    if record.info_requested_at:
+        entries.append((record.info_requested_at.date(), say["info_requested"].format(**facts)))
+    if record.refused_at:
+        entries.append((record.refused_at.date(), say["refused"].format(**facts)))
+    elif record.due_date:
+        entries.append((record.due_date, say["due"].format(**facts)))
+    if record.followed_up_on:
+        final = i18n.longdate(final_date(settings, record.followed_up_on), lang)
+        entries.append((record.followed_up_on, say["followed_up"].format(date=final, **facts)))
+    return [SimpleNamespace(on=on, text=text) for on, text in sorted(entries, key=lambda e: e[0])]
+
+
+def final_date(settings: Settings, followed_up_on: date) -> date:
+    return followed_up_on + timedelta(days=settings.chase_final_days)
+
+
+def _complaint_context(settings: Settings, record: RequestRecord, as_of: date) -> dict[str, Any]:
+    assert record.due_date is not None and record.sent_at is not None
+    federal = deadlines.JURISDICTIONS[deadlines.FEDERAL]
+    provincial = deadlines.jurisdiction_for(record.province)
+    basis = record.refused_at.date() if record.refused_at else record.due_date
+    provincial_by = (
+        deadlines.complain_by(basis, provincial) if provincial.code != deadlines.FEDERAL else None
+    )
+    return context(
+        settings,
+        record,
+        sent_on=record.sent_at.date(),
+        due_on=record.due_date,
+        extended_to=record.due_date if record.extended_at else None,
+        refused=record.refused_at is not None,
+        refused_on=record.refused_at.date() if record.refused_at else None,
+        followed_up_on=record.followed_up_on,
+        final_on=final_date(settings, record.followed_up_on or as_of),
+        opc=SimpleNamespace(name=federal.commissioner, url=federal.complaint_url),
+        opc_deadline_basis=basis,
+        opc_complain_by=deadlines.complain_by(basis, federal),
+        provincial_complain_by=provincial_by,
+        provincial_window_passed=provincial_by is not None and provincial_by < as_of,
+        chronology=_chronology(settings, record),
+        status_url=status_url(settings, record),
+        grace_days=settings.chase_grace_days,
+    )
+
+
+def threading_ids(settings: Settings, record: RequestRecord) -> tuple[str, ...]:
+    """The ids the organisation's copy of the letter may carry.
+
+    SES replaces our Message-ID with one built from its own message id, so
+    the follow-up names both: mail clients thread on either.
+    """
+    ids = [record.message_id] if record.message_id else []
+    if record.ses_message_id:
+        ids.append(f"<{record.ses_message_id}@{settings.ses_message_id_domain}>")
+    return tuple(ids)
+
+
+def follow_up_letter(settings: Settings, record: RequestRecord, as_of: date) -> Outgoing:
+    rendered = letters.render_message(
+        "letters/follow_up",
+        settings.letter_language,
+        {**_complaint_context(settings, record, as_of), "final_on": final_date(settings, as_of)},
+    )
+    ids = threading_ids(settings, record)
+    return Outgoing(
+        sender=_campaign(settings, on_behalf_of=record.full_name),
+        to=(Mailbox(settings.target_email, settings.target_name),),
+        cc=(_supporter(record),),
+        reply_to=(_supporter(record),),
+        subject=rendered.subject,
+        body=rendered.body,
+        in_reply_to=ids[-1] if ids else None,
+        references=ids,
+    )
+
+
+def complaint_kit(settings: Settings, record: RequestRecord, as_of: date) -> Outgoing:
+    rendered = letters.render_message(
+        "emails/complaint_kit", record.language, _complaint_context(settings, record, as_of)
+    )
+    return _to_supporter(settings, record, rendered)
+
+
+def complaint_reminder(settings: Settings, record: RequestRecord, as_of: date) -> Outgoing:
+    rendered = letters.render_message(
+        "emails/complaint_reminder", record.language, _complaint_context(settings, record, as_of)
+    )
+    return _to_supporter(settings, record, rendered)

@@ -27,6 +27,7 @@ day longer, rather than telling a company it missed a deadline it had not.
 
 from __future__ import annotations
 
+import calendar
 import functools
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -327,3 +328,16 @@ def jurisdiction_for(province: str | None) -> Jurisdiction:
     if code is not None and code in PROVINCIAL_LAWS:
         return JURISDICTIONS[code]
     return JURISDICTIONS[FEDERAL]
+
+
+def complain_by(basis: date, law: Jurisdiction) -> date:
+    """Last day to complain to the law's commissioner, counted from ``basis``.
+
+    ``basis`` is the refusal, or the day the response deadline passed. Months
+    end on the same day number, or the month's last day when it is shorter.
+    """
+    if law.complaint_window_months is not None:
+        month_index = basis.month - 1 + law.complaint_window_months
+        year, month = basis.year + month_index // 12, month_index % 12 + 1
+        return date(year, month, min(basis.day, calendar.monthrange(year, month)[1]))
+    return basis + timedelta(days=law.complaint_window_days or 0)

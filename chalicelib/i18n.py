@@ -108,3 +108,52 @@ def language_from(accept_language: str | None) -> str:
         if tag in LANGUAGES:
             return tag
     return "en"
+
+
+# Sentences of the complaint kit's chronology, in the supporter's language.
+CHRONOLOGY = {
+    "en": {
+        "sent": "My access and deletion request was sent by email to {target} <{email}>, "
+        "in my name, with a copy to me (reference {reference}).",
+        "extended": "{target} notified an extension of the time limit to {date}.",
+        "info_requested": "{target} asked me for more information before answering.",
+        "info_provided": "I provided the information {target} asked for.",
+        "due": "The legal time limit to respond passed with no response.",
+        "refused": "{target} refused my request.",
+        "followed_up": "A follow-up letter was sent to {target}, noting the deemed refusal "
+        "and setting a final date of {date}.",
+    },
+    "fr": {
+        "sent": "Ma demande d'accès et de suppression a été envoyée par courriel à {target} "
+        "<{email}>, en mon nom, avec une copie à moi-même (référence {reference}).",
+        "extended": "{target} a avisé d'une prolongation du délai jusqu'au {date}.",
+        "info_requested": "{target} m'a demandé des renseignements supplémentaires avant de répondre.",
+        "info_provided": "J'ai fourni les renseignements demandés par {target}.",
+        "due": "Le délai légal de réponse a expiré sans réponse.",
+        "refused": "{target} a refusé ma demande.",
+        "followed_up": "Une lettre de relance a été envoyée à {target}, constatant le refus "
+        "présumé et fixant une date limite finale au {date}.",
+    },
+}
+
+
+_REPORT_PROBLEMS = {
+    "en": {
+        "bad_type": "Choose what happened: response_received, extension_notice, "
+        "info_requested, info_provided or refused.",
+        "too_late": "An extension counts only if it was notified before the deadline passed.",
+        "already_extended": "An extension can be granted only once.",
+        "not_now": "This cannot be reported at this stage of your request.",
+    },
+    "fr": {
+        "bad_type": "Indiquez ce qui s'est passé : response_received, extension_notice, "
+        "info_requested, info_provided ou refused.",
+        "too_late": "Une prolongation ne compte que si elle a été annoncée avant l'échéance.",
+        "already_extended": "Le délai ne peut être prolongé qu'une seule fois.",
+        "not_now": "Ceci ne peut pas être signalé à cette étape de votre demande.",
+    },
+}
+
+
+def report_problem(language: str, code: str) -> str:
+    return _REPORT_PROBLEMS["fr" if language == "fr" else "en"][code]

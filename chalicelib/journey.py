@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from chalicelib import compose, deadlines, mail, store, tokens
 from chalicelib.lifecycle import Event, InvalidTransition, Status
@@ -133,6 +133,7 @@ def send_letter(request_id: str) -> RequestRecord:
             "federal_due_date": deadline.federal,
             "provincial_due_date": deadline.provincial,
             "failure_reason": None,
+            "chase_on": deadline.effective + timedelta(days=1),
         },
     )
     logger().info("letter sent", extra={"request_id": request_id})

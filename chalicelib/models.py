@@ -164,6 +164,18 @@ class RequestRecord:
     message_id: str | None = None
     ses_message_id: str | None = None
     failure_reason: str | None = None
+    # What the supporter reported, and when.
+    answered_at: datetime | None = None
+    extended_at: datetime | None = None
+    original_due_date: date | None = None
+    info_requested_at: datetime | None = None
+    refused_at: datetime | None = None
+    # The chase: the next day it acts on this request, and what it did.
+    chase_on: date | None = None
+    followed_up_on: date | None = None
+    follow_up_message_id: str | None = None
+    kit_sent_on: date | None = None
+    reminder_sent_on: date | None = None
     history: list[dict[str, str]] = field(default_factory=list)
 
     @property

@@ -89,7 +89,20 @@ class Settings(BaseModel):
     # only asserts it when an organiser has checked and switched this on.
     alberta_deemed_refusal: bool = False
 
+    # The chase: SES sends per second it may use, days before the last
+    # reminder, the final date it gives the organisation, how far back it
+    # looks for missed days, and the margin it keeps before the Lambda timeout.
+    send_rate_per_second: float = Field(default=1.0, gt=0, le=500)
+    chase_grace_days: int = Field(default=14, ge=1, le=90)
+    chase_final_days: int = Field(default=10, ge=1, le=60)
+    chase_lookback_days: int = Field(default=400, ge=1, le=2000)
+    chase_margin_seconds: int = Field(default=30, ge=1, le=600)
+
     ses_configuration_set: str | None = None
+    # SES replaces our Message-ID with <MessageId@this domain>; follow-ups
+    # reference both so they thread in the organisation's mailbox.
+    # us-east-1 uses email.amazonses.com, other regions <region>.amazonses.com.
+    ses_message_id_domain: str = "email.amazonses.com"
     # Local stage only: every sent message is also written here as .eml.
     outbox_dir: str | None = None
 

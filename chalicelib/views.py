@@ -205,6 +205,8 @@ def _status_body(record: RequestRecord) -> dict[str, Any]:
         "status": record.status.value,
         "sent_at": record.sent_at.isoformat() if record.sent_at else None,
         "due_date": record.due_date.isoformat() if record.due_date else None,
+        "extended": record.extended_at is not None,
+        "history": record.history,
     }
 
 
@@ -236,15 +238,14 @@ def confirm(request: Request, request_id: str) -> Response:
     record = journey.verify(request_id)
     if _wants_json(request):
         return Response(body=_status_body(record), status_code=200)
-    lang = _language(request, record.language)
-    return _page(
-        request,
-        "status",
-        lang,
-        record=record,
-        just_confirmed=True,
-        status_token=_status_token(record),
-    )
+    return _to_status_page(record, "confirmed")
+
+
+def _to_status_page(record: RequestRecord, notice: str) -> Response:
+    """303 to the status page (relative, so it works under any API prefix)."""
+    token = _status_token(record)
+    location = f"../{record.request_id}?{urlencode({'token': token, 'notice': notice})}"
+    return Response(body="", status_code=303, headers={"Location": location})
 
 
 @guarded
@@ -255,15 +256,75 @@ def show_status(request: Request, request_id: str) -> Response:
         return refusal
     if _wants_json(request):
         return Response(body=_status_body(record), status_code=200)
-    lang = _language(request, record.language)
+    return _status_page(request, record)
+
+
+def _status_page(
+    request: Request, record: RequestRecord, status: int = 200, problem: str | None = None
+) -> Response:
+    query: Mapping[str, str] = request.query_params or {}
     return _page(
         request,
         "status",
-        lang,
+        _language(request, record.language),
+        status,
         record=record,
-        just_confirmed=False,
+        notice=query.get("notice") if status == 200 else None,
+        problem=problem,
         status_token=_status_token(record),
+        reports=_available_reports(record),
     )
+
+
+def _available_reports(record: RequestRecord) -> list[str]:
+    """The report buttons that make sense for the request right now."""
+    from chalicelib.lifecycle import REPORTS, TRANSITIONS, Event
+
+    order = [
+        Event.RESPONSE_RECEIVED,
+        Event.EXTENSION_NOTICE,
+        Event.INFO_REQUESTED,
+        Event.INFO_PROVIDED,
+        Event.REFUSED,
+    ]
+    available = [e for e in order if e in REPORTS and record.status in TRANSITIONS[e].sources]
+    if record.extended_at is not None and Event.EXTENSION_NOTICE in available:
+        available.remove(Event.EXTENSION_NOTICE)
+    return [event.value for event in available]
+
+
+@guarded
+def report(request: Request, request_id: str) -> Response:
+    from chalicelib import reports
+
+    record, refusal = _authorised(request, request_id, tokens.Purpose.STATUS, None)
+    if record is None:
+        assert refusal is not None
+        return refusal
+    media = _media_type(request)
+    as_json = media == JSON or _wants_json(request)
+    lang = _language(request, record.language)
+    data = _read_form(request, media if media in (JSON, FORM) else FORM) or {}
+    kind = reports.parse_type(data.get("type"))
+    if kind is None:
+        return _report_problem(request, record, 422, "bad_type", lang, as_json)
+    try:
+        record = reports.report(request_id, kind)
+    except reports.ReportRejected as rejected:
+        return _report_problem(request, record, 409, rejected.code, lang, as_json)
+    except LookupError:
+        return _refusal(request, 404, "not_found", lang, as_json)
+    if as_json:
+        return Response(body=_status_body(record), status_code=200)
+    return _to_status_page(record, kind.value)
+
+
+def _report_problem(
+    request: Request, record: RequestRecord, status: int, code: str, lang: str, as_json: bool
+) -> Response:
+    if as_json:
+        return Response(body={"errors": {"type": i18n.report_problem(lang, code)}}, status_code=status)
+    return _status_page(request, record, status, problem=i18n.report_problem(lang, code))
 
 
 def _status_token(record: RequestRecord) -> str:
