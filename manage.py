@@ -113,6 +113,22 @@ def build_page(args: argparse.Namespace) -> int:
     return 0
 
 
+def package(args: argparse.Namespace) -> int:
+    """Build the stage's CloudFormation template and zip, checked by cfn-lint."""
+    from chalicelib.settings import SettingsError
+    from tools.package import PackageError
+    from tools.package import package as build_package
+
+    try:
+        template = build_package(args.stage, Path(args.out))
+    except (PackageError, SettingsError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    zipped = template.with_name("deployment.zip")
+    print(f"stage {args.stage}: {template} (cfn-lint clean) and {zipped}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="manage.py", description=__doc__.splitlines()[0])
     commands = main.add_subparsers(dest="command", required=True)
@@ -137,6 +153,10 @@ def parser() -> argparse.ArgumentParser:
     page.add_argument("--api-url", required=True)
     page.add_argument("--out", required=True)
     page.set_defaults(handler=build_page)
+    pkg = commands.add_parser("package", help="build the stage's CloudFormation template, checked")
+    pkg.add_argument("--stage", default="prod")
+    pkg.add_argument("--out", required=True)
+    pkg.set_defaults(handler=package)
     return main
 
 

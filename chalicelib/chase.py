@@ -68,15 +68,21 @@ class Summary:
 class Pacer:
     """Keeps sends under the configured SES rate (sends per second)."""
 
-    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._interval = 1.0 / per_second
         self._clock = clock
+        self._sleep = sleep
         self._next = 0.0
 
     def wait(self) -> None:
         delay = self._next - self._clock()
         if delay > 0:
-            time.sleep(delay)
+            self._sleep(delay)
         self._next = max(self._clock(), self._next) + self._interval
 
 
@@ -101,15 +107,19 @@ def run(
     """Chase every request due on or before ``as_of``.
 
     ``time_left`` returns the seconds left before the Lambda timeout; the run
-    stops with ``chase_margin_seconds`` to spare and the next run resumes.
+    stops with ``chase_margin_seconds`` to spare (at most a quarter of the
+    time it started with) and the next run resumes.
     """
     settings = get_settings()
+    margin = float(settings.chase_margin_seconds)
+    if time_left is not None:
+        margin = min(margin, time_left() / 4)
     summary = Summary(as_of=as_of, dry_run=dry_run)
     pacer = Pacer(settings.send_rate_per_second)
     first = as_of - timedelta(days=settings.chase_lookback_days)
     for offset in range((as_of - first).days + 1):
         for record in store.due_for_chase(first + timedelta(days=offset), summary.read):
-            if time_left is not None and time_left() < settings.chase_margin_seconds:
+            if time_left is not None and time_left() < margin:
                 summary.stopped_early = True
                 return summary
             summary.checked += 1
@@ -159,7 +169,12 @@ def _send(
     deferred: Event,
     restore: dict[str, object],
 ) -> mail.Sent | None:
-    """Send a claimed stage's email; give the claim back if SES throttles."""
+    """Send a claimed stage's email.
+
+    The claim is given back (the request is due again next run) when the
+    email surely did not leave: SES throttled or unreachable, or this process
+    failed before sending. When the outcome is unknown, the claim stays.
+    """
     pacer.wait()
     try:
         return mail.send(outgoing)
@@ -171,7 +186,12 @@ def _send(
         if error.transient:
             store.apply(request_id, deferred, now(), restore)
             raise Throttled from None
+        if error.maybe_sent:
+            raise
         return None
+    except Exception:
+        store.apply(request_id, deferred, now(), restore)
+        raise
 
 
 def _claim(request_id: str, event: Event, summary: Summary) -> RequestRecord | None:

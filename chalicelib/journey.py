@@ -118,8 +118,12 @@ def send_letter(request_id: str) -> RequestRecord:
     try:
         sent = mail.send(letter)
     except mail.MailError as error:
-        event = Event.SEND_DEFERRED if error.transient else Event.SEND_FAILED
         logger().warning("letter not sent", extra={"request_id": request_id, "error": error.code})
+        if error.maybe_sent:
+            # Unknown outcome: it stays in ``sending`` for an organiser to
+            # check, rather than risk a second letter.
+            return record
+        event = Event.SEND_DEFERRED if error.transient else Event.SEND_FAILED
         return store.apply(request_id, event, now(), {"failure_reason": error.code})
     record = store.apply(
         request_id,

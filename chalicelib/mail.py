@@ -33,12 +33,18 @@ _TRANSIENT = frozenset(
 
 
 class MailError(Exception):
-    """Sending failed. ``transient`` says whether a later retry may succeed."""
+    """Sending failed.
 
-    def __init__(self, code: str, transient: bool) -> None:
+    ``transient``: a later retry may succeed. ``maybe_sent``: the outcome is
+    unknown (the request reached SES but no answer came back), so retrying
+    could send twice.
+    """
+
+    def __init__(self, code: str, transient: bool, maybe_sent: bool = False) -> None:
         super().__init__(code)
         self.code = code
         self.transient = transient
+        self.maybe_sent = maybe_sent
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,12 @@ def _encoded_text(value: str) -> str:
 
 def send(outgoing: Outgoing) -> Sent:
     """Send one message; raise MailError on failure."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+    )
 
     settings = get_settings()
     message = build(outgoing)
@@ -126,10 +137,13 @@ def send(outgoing: Outgoing) -> Sent:
     except ClientError as exc:
         code = exc.response["Error"]["Code"]
         raise MailError(code, transient=code in _TRANSIENT) from None
-    except BotoCoreError as exc:
-        # Timeouts and connection errors: the send may or may not have
-        # happened; treat it as transient and let the retry path decide.
+    except (EndpointConnectionError, ConnectTimeoutError) as exc:
+        # Never reached SES: nothing was sent, try again later.
         raise MailError(type(exc).__name__, transient=True) from None
+    except BotoCoreError as exc:
+        # Reached SES, no answer (read timeout and the like): it may have
+        # been sent. Callers must not send it again automatically.
+        raise MailError(type(exc).__name__, transient=False, maybe_sent=True) from None
     sent = Sent(message_id=str(message["Message-ID"]), ses_message_id=response["MessageId"])
     if settings.outbox_dir:
         _write_outbox(Path(settings.outbox_dir), message, sent)

@@ -38,16 +38,19 @@ def parse_type(value: object) -> Event | None:
 def _extended_due(record: RequestRecord, notice_on: date) -> date | None:
     """The new deadline, or None when the notice came after the deadline."""
     assert record.sent_at is not None and record.federal_due_date is not None
+    if record.due_date is None or notice_on > record.due_date:
+        return None
     sent_on = record.sent_at.date()
-    candidates = [
-        deadlines.extended(record.federal_due_date, sent_on, notice_on, deadlines.FEDERAL)
-    ]
+    laws = [(record.federal_due_date, deadlines.FEDERAL)]
     if record.provincial_due_date and record.province:
-        code = deadlines.jurisdiction_for(record.province).code
-        candidates.append(
-            deadlines.extended(record.provincial_due_date, sent_on, notice_on, code)
-        )
-    if record.due_date is None or notice_on > record.due_date or None in candidates:
+        laws.append((record.provincial_due_date, deadlines.jurisdiction_for(record.province).code))
+    try:
+        candidates = [
+            deadlines.extended(due, sent_on, notice_on, code) for due, code in laws
+        ]
+    except ValueError:  # inconsistent dates: treat as not in time
+        return None
+    if None in candidates:
         return None
     return min(day for day in candidates if day is not None)
 

@@ -21,7 +21,7 @@ import pytest
 from tools import local_stack, site
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Page, Request
+    from playwright.sync_api import Browser, BrowserContext, Page
 
     from tests.conftest import LiveStack
 
@@ -45,7 +45,9 @@ def browser() -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)")
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
+        )
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
@@ -69,7 +71,11 @@ class Tab:
     console_errors: list[str] = field(default_factory=list)
 
     def hosts(self) -> set[str]:
-        return {urlsplit(url).netloc for url in self.requests if urlsplit(url).scheme in ("http", "https")}
+        return {
+            urlsplit(url).netloc
+            for url in self.requests
+            if urlsplit(url).scheme in ("http", "https")
+        }
 
 
 OpenTab = Callable[..., Tab]
@@ -84,7 +90,9 @@ def open_tab(browser: Browser) -> Iterator[OpenTab]:
     """
     contexts: list[BrowserContext] = []
 
-    def open_(url: str | None = None, *, js: bool = True, width: int = 1280, csp: bool = True) -> Tab:
+    def open_(
+        url: str | None = None, *, js: bool = True, width: int = 1280, csp: bool = True
+    ) -> Tab:
         context = browser.new_context(
             viewport={"width": width, "height": 900},
             java_script_enabled=js,

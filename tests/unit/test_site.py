@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from chalicelib.models import PROVINCES
 from tools import local_stack, site
 
 API = "https://api.campaign.example"
@@ -98,7 +99,9 @@ class Document(HTMLParser):
             e
             for e in self.elements
             if (tag is None or e.tag == tag)
-            and all(e.attrs.get(name.rstrip("_").replace("_", "-")) == v for name, v in attrs.items())
+            and all(
+                e.attrs.get(name.rstrip("_").replace("_", "-")) == v for name, v in attrs.items()
+            )
         ]
 
     def one(self, tag: str | None = None, **attrs: str) -> Element:
@@ -151,7 +154,11 @@ def test_each_page_has_its_language_and_links_its_twin(built: Path, page: str) -
     lang = PAGES[page]
     assert doc.one("html").attrs["lang"] == lang
     twin = TWINS.get(page) or next(key for key, value in TWINS.items() if value == page)
-    switch = [a for a in doc.find("a") if a.attrs.get("hreflang") and a.parent and a.parent.tag == "header"]
+    switch = [
+        a
+        for a in doc.find("a")
+        if a.attrs.get("hreflang") and a.parent and a.parent.tag == "header"
+    ]
     assert len(switch) == 1
     other = "fr" if lang == "en" else "en"
     assert switch[0].attrs["lang"] == other
@@ -228,14 +235,20 @@ def test_the_form_posts_every_field_to_the_api(built: Path, path: str) -> None:
     assert form.attrs["action"] == f"{API}/requests?lang={lang}"
     names = {e.attrs.get("name") for e in doc.elements if e.tag in ("input", "select")}
     assert names == {
-        "first_name", "last_name", "email", "province", "language", "consent_updates", "website"
+        "first_name",
+        "last_name",
+        "email",
+        "province",
+        "language",
+        "consent_updates",
+        "website",
     }
     for name in ("first_name", "last_name", "email"):
         assert "required" in doc.one("input", name=name).attrs
     assert "required" not in doc.one("select", name="province").attrs
     codes = [o.attrs["value"] for o in doc.find("option")]
     assert codes[0] == ""
-    assert sorted(codes[1:]) == sorted("AB BC MB NB NL NS NT NU ON PE QC SK YT".split())
+    assert sorted(codes[1:]) == sorted(PROVINCES)
     checked = [e.attrs["value"] for e in doc.find("input", name="language") if "checked" in e.attrs]
     assert checked == [lang]
     # Every control has a visible label.
@@ -267,7 +280,10 @@ def test_honeypot_is_hidden_from_people_keyboards_and_autofill(built: Path, path
 
 @pytest.mark.parametrize(
     ("path", "withdraw"),
-    [("index.html", "withdraw your consent at any time"), ("fr/index.html", "retirer votre consentement en tout temps")],
+    [
+        ("index.html", "withdraw your consent at any time"),
+        ("fr/index.html", "retirer votre consentement en tout temps"),
+    ],
 )
 def test_consent_box_is_unticked_and_says_who_asks_what_for_and_how_to_withdraw(
     built: Path, path: str, withdraw: str
@@ -321,21 +337,43 @@ def test_defaults_come_from_the_local_stage(tmp_path: Path) -> None:
         (
             "index.html",
             [
-                "billions", "2021", "joint investigation", "biometric identifiers",
-                "web address where each image was found", "disclosed", "delete",
-                "Within 30 days", "follow-up letter", "complaint kit",
-                "Privacy notice", "deleted after 7 days", "deletion link on your status page",
-                "province or territory", "language", "agreed to receive news",
+                "billions",
+                "2021",
+                "joint investigation",
+                "biometric identifiers",
+                "web address where each image was found",
+                "disclosed",
+                "delete",
+                "Within 30 days",
+                "follow-up letter",
+                "complaint kit",
+                "Privacy notice",
+                "deleted after 7 days",
+                "deletion link on your status page",
+                "province or territory",
+                "language",
+                "agreed to receive news",
             ],
         ),
         (
             "fr/index.html",
             [
-                "milliards", "2021", "enquête conjointe", "identifiants biométriques",
-                "adresse Web où chaque image a été trouvée", "communiqués", "supprimer",
-                "Dans les 30 jours", "lettre de relance", "trousse de plainte",
-                "Avis de confidentialité", "supprimé après 7 jours", "lien de suppression",
-                "province ou territoire", "langue", "recevoir ou non des nouvelles",
+                "milliards",
+                "2021",
+                "enquête conjointe",
+                "identifiants biométriques",
+                "adresse Web où chaque image a été trouvée",
+                "communiqués",
+                "supprimer",
+                "Dans les 30 jours",
+                "lettre de relance",
+                "trousse de plainte",
+                "Avis de confidentialité",
+                "supprimé après 7 jours",
+                "lien de suppression",
+                "province ou territoire",
+                "langue",
+                "recevoir ou non des nouvelles",
             ],
         ),
     ],
@@ -350,7 +388,10 @@ def test_campaign_page_explains_the_request_and_the_privacy_notice(
 
 @pytest.mark.parametrize(
     ("page", "phrase"),
-    [("thanks/index.html", "Check your inbox"), ("fr/merci/index.html", "Consultez votre boîte de réception")],
+    [
+        ("thanks/index.html", "Check your inbox"),
+        ("fr/merci/index.html", "Consultez votre boîte de réception"),
+    ],
 )
 def test_thank_you_pages_send_people_to_their_inbox(built: Path, page: str, phrase: str) -> None:
     doc = read(built, page)
@@ -359,7 +400,9 @@ def test_thank_you_pages_send_people_to_their_inbox(built: Path, page: str, phra
     assert doc.one("meta", name="robots").attrs["content"] == "noindex"
 
 
-@pytest.mark.parametrize("path", ["fr/index.html", "fr/merci/index.html", "fr/integrer/index.html", "embed/form.fr.html"])
+@pytest.mark.parametrize(
+    "path", ["fr/index.html", "fr/merci/index.html", "fr/integrer/index.html", "embed/form.fr.html"]
+)
 def test_french_text_uses_non_breaking_spaces_before_colons(built: Path, path: str) -> None:
     doc = read(built, path)
     assert not re.search(r"[^\S\u00a0]:", doc.text), re.findall(r".{20}[^\S\u00a0]:.{10}", doc.text)
@@ -383,7 +426,9 @@ def test_build_is_reproducible_and_normalises_the_api_url(tmp_path: Path) -> Non
             assert path.read_bytes() == twin.read_bytes(), path
 
 
-@pytest.mark.parametrize("bad", ["api.example.org", "/api", "ftp://api.example", "https://api.example/?x=1"])
+@pytest.mark.parametrize(
+    "bad", ["api.example.org", "/api", "ftp://api.example", "https://api.example/?x=1"]
+)
 def test_bad_api_urls_are_refused(tmp_path: Path, bad: str) -> None:
     with pytest.raises(ValueError, match="api_url"):
         site.build(api_url=bad, out=tmp_path)
