@@ -6,6 +6,7 @@ Prints one line per rendered template and exits non-zero on any failure.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -50,6 +51,28 @@ for province in (None, "QC", "BC", "AB"):
             )
             assert "Côté-Lévesque" in letter.body
             rendered.append(letter.subject)
+        chased = dataclasses.replace(
+            record,
+            federal_due_date=date(2026, 12, 28),
+            message_id="<m@takeback.example>",
+            ses_message_id="ses-id",
+            followed_up_on=date(2026, 12, 29),
+        )
+        refused = dataclasses.replace(chased, refused_at=datetime.now(UTC), followed_up_on=None)
+        for chase_record in (chased, refused):
+            for chase_message in (
+                compose.follow_up_letter,
+                compose.complaint_kit,
+                compose.complaint_reminder,
+            ):
+                for letter_language in ("en", "fr"):
+                    message = chase_message(
+                        settings.model_copy(update={"letter_language": letter_language}),
+                        chase_record,
+                        date(2026, 12, 29),
+                    )
+                    assert "Zoë" in message.body
+                    rendered.append(message.subject)
 
 record = RequestRecord(
     request_id="pkg-test",
@@ -64,7 +87,13 @@ record = RequestRecord(
 )
 pages = {
     "confirm": {"record": record, "pending": True, "status_token": "t"},
-    "status": {"record": record, "just_confirmed": True, "status_token": "t"},
+    "status": {
+        "record": record,
+        "notice": "confirmed",
+        "problem": None,
+        "status_token": "t",
+        "reports": ["response_received", "extension_notice", "info_requested", "refused"],
+    },
     "problems": {"problems": [("Email", "bad")], "back": "https://example.org"},
     "refused": {"reason": "bad_token"},
 }
@@ -75,4 +104,11 @@ for name, context in pages.items():
         rendered.append(name)
 runtime = {p.name for p in (Path.cwd() / "templates" / "pages").glob("*.html.j2")} - {"base.html.j2"}
 assert runtime == {f"{name}.html.j2" for name in pages}, runtime
-print(f"rendered {len(rendered)} messages and pages")
+loaded = {name for _, name in letters.environment().cache or {}}
+shipped = {
+    str(path.relative_to(Path.cwd() / "templates"))
+    for folder in ("letters", "emails", "pages")
+    for path in (Path.cwd() / "templates" / folder).glob("*.j2")
+}
+assert shipped <= loaded, shipped - loaded
+print(f"rendered {len(rendered)} messages and pages from all {len(shipped)} runtime templates")

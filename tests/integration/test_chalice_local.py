@@ -6,7 +6,7 @@ import json
 import urllib.error
 import urllib.request
 from email import message_from_bytes, policy
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urljoin
 
 import pytest
 
@@ -43,7 +43,12 @@ def test_journey_over_http_writes_every_email_to_the_outbox(live_stack, aws, sen
     confirm = link(sent_mail()[0], "/confirm")
     status, _, page = call(f"{live_stack.api}{confirm}")
     assert status == 200 and b'<form method="post">' in page
-    status, _, page = call(f"{live_stack.api}{confirm}", b"", **{"Content-Type": "application/x-www-form-urlencoded"})
+    status, headers, _ = call(
+        f"{live_stack.api}{confirm}", b"", **{"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert status == 303
+    status_url = urljoin(f"{live_stack.api}{confirm}", headers["location"])
+    status, _, page = call(status_url)
     assert status == 200
     assert request_id.encode() in page
 
