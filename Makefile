@@ -7,10 +7,11 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: run test lint typecheck unit integration browser bench package clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt tests/browser/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	cd tests/browser && npm ci --no-audit --no-fund --silent
 	touch $@
 
 run: $(VENV)/.installed
