@@ -7,17 +7,21 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: run test lint typecheck unit integration browser bench package clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt tests/browser/package-lock.json
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	cd tests/browser && npm ci --no-audit --no-fund --silent
 	touch $@
+
+# axe-core for the accessibility checks in the browser tests.
+AXE := tests/browser/node_modules/.package-lock.json
+$(AXE): tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund --silent
 
 run: $(VENV)/.installed
 	$(PY) manage.py run
 
-test: $(VENV)/.installed lint typecheck
+test: $(VENV)/.installed $(AXE) lint typecheck
 	$(PY) -m pytest -n 2 --dist loadfile tests
 
 lint: $(VENV)/.installed
@@ -33,7 +37,7 @@ unit: $(VENV)/.installed
 integration: $(VENV)/.installed
 	$(PY) -m pytest tests/integration
 
-browser: $(VENV)/.installed
+browser: $(VENV)/.installed $(AXE)
 	$(PY) -m pytest tests/browser
 
 bench: $(VENV)/.installed
