@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from chalice.app import Chalice, CloudWatchEvent, Cron, Request, Response
+from chalice.app import Chalice, CloudWatchEvent, Cron, Rate, Request, Response, SNSEvent
 
 app = Chalice(app_name="takeback")
 
@@ -67,9 +67,38 @@ def report(request_id: str) -> Response:
     return views().report(app.current_request, request_id)
 
 
+@app.route("/requests/{request_id}/forget", methods=["POST"], content_types=FORM_TYPES)
+def forget(request_id: str) -> Response:
+    return views().forget(app.current_request, request_id)
+
+
 @app.schedule(Cron(0, 13, "*", "*", "?", "*"))
 def chase_overdue(event: CloudWatchEvent) -> dict[str, object]:
     """Daily at 13:00 UTC (morning in Canada): chase every overdue request."""
     from chalicelib import jobs
 
     return jobs.chase(event, app.lambda_context)
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def retry_queued(event: CloudWatchEvent) -> dict[str, object]:
+    """Every 5 minutes: send mail that SES refused for now, with backoff."""
+    from chalicelib import jobs
+
+    return jobs.retry(event, app.lambda_context)
+
+
+@app.schedule(Cron(30, 7, "*", "*", "?", "*"))
+def purge_expired(event: CloudWatchEvent) -> dict[str, object]:
+    """Daily: remove personal data of requests past their retention period."""
+    from chalicelib import jobs
+
+    return jobs.purge(event, app.lambda_context)
+
+
+@app.on_sns_message(topic="takeback-ses-events")
+def ses_events(event: SNSEvent) -> dict[str, object]:
+    """Delivery, bounce and complaint events from the SES configuration set."""
+    from chalicelib import jobs
+
+    return jobs.ses_event(event.message)

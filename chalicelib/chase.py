@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from chalicelib import compose, mail, store
+from chalicelib import compose, mail, outbound, store
 from chalicelib.journey import now
 from chalicelib.lifecycle import Event, InvalidTransition, Status
 from chalicelib.log import logger
@@ -177,7 +177,7 @@ def _send(
     """
     pacer.wait()
     try:
-        return mail.send(outgoing)
+        return outbound.send(outgoing, request_id, claim.value.removeprefix("claim_"))
     except mail.MailError as error:
         logger().warning(
             "chase email not sent",

@@ -15,6 +15,7 @@ FIELD_LABELS = {
         "language": "Language",
         "consent_updates": "Updates",
         "body": "Form",
+        "captcha": "Human check",
     },
     "fr": {
         "first_name": "Prénom",
@@ -24,6 +25,7 @@ FIELD_LABELS = {
         "language": "Langue",
         "consent_updates": "Nouvelles",
         "body": "Formulaire",
+        "captcha": "Vérification anti-robot",
     },
 }
 
@@ -44,6 +46,13 @@ _PROBLEMS = {
         ("body", "malformed"): "The form could not be read. Please try again.",
         ("body", "too_large"): "The form is too large.",
         ("body", "unsupported"): "The form was sent in a format we do not accept.",
+        ("body", "rate_limited"): "Too many submissions from here. Please try again later.",
+        ("email", "rate_limited"): "Too many submissions for this address. Please try again later.",
+        ("captcha", "invalid"): "Please complete the human check and send the form again.",
+        (
+            "captcha",
+            "unavailable",
+        ): "The human check is unavailable right now. Please try again in a moment.",
     },
     "fr": {
         ("first_name", "required"): "Veuillez entrer votre prénom.",

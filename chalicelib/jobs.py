@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from chalicelib import chase as chase_module
+from chalicelib import events, journey
 from chalicelib.journey import now
 from chalicelib.log import logger
+from chalicelib.settings import get_settings
+
+
+def _time_left(context: Any) -> Any:
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        return lambda: float(context.get_remaining_time_in_millis()) / 1000
+    return None
 
 
 def chase(event: Any, context: Any) -> dict[str, object]:
     """One chase run as of today; stops before the Lambda timeout."""
-    time_left = None
-    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
-
-        def time_left() -> float:
-            return float(context.get_remaining_time_in_millis()) / 1000
-
-    summary = chase_module.run(now().date(), time_left=time_left)
+    summary = chase_module.run(now().date(), time_left=_time_left(context))
     result = {
         "as_of": summary.as_of.isoformat(),
         "checked": summary.checked,
@@ -32,3 +35,28 @@ def chase(event: Any, context: Any) -> dict[str, object]:
     }
     logger().info("chase run", extra=result)
     return result
+
+
+def retry(event: Any, context: Any) -> dict[str, object]:
+    """Send queued mail whose next attempt is due."""
+    counts = journey.retry_queued(now(), time_left=_time_left(context))
+    logger().info("retry run", extra=counts)
+    return dict(counts)
+
+
+def purge(event: Any, context: Any) -> dict[str, object]:
+    """Anonymise finished requests past their retention period."""
+    purged = journey.purge_due(now().date(), get_settings().chase_lookback_days)
+    logger().info("purge run", extra={"purged": purged})
+    return {"purged": purged}
+
+
+def ses_event(message: str) -> dict[str, object]:
+    """One SES event from SNS; malformed messages are logged and dropped."""
+    try:
+        payload = json.loads(message)
+    except ValueError:
+        payload = None
+    outcome = events.handle(payload)
+    logger().info("SES event", extra={"outcome": outcome})
+    return {"outcome": outcome}

@@ -1,16 +1,20 @@
-"""The supporter's journey: submit, verify, and the letter going out.
+"""The supporter's journey: submit, verify, the letter going out, forgetting.
 
 Every status change goes through ``store.apply`` (a conditional write), so
-whichever Lambda wins a race does the work and the others do nothing.
+whichever Lambda wins a race does the work and the others do nothing. Mail
+that SES refuses for now (throttling, an outage) waits in the mail queue
+(``mail_queue``/``retry_at``) for the retry job; with ``send_mode = queue``
+all mail goes that way, at the configured SES rate.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 
-from chalicelib import compose, deadlines, mail, store, tokens
+from chalicelib import compose, deadlines, mail, outbound, store, tokens
 from chalicelib.lifecycle import Event, InvalidTransition, Status
 from chalicelib.log import logger
 from chalicelib.models import RequestRecord, Submission
@@ -25,6 +29,17 @@ def new_request_id() -> str:
     return secrets.token_urlsafe(12)
 
 
+def _queued(attempts: int, moment: datetime) -> dict[str, object]:
+    """Queue fields for the next attempt: 1, 2, 4 ... minutes, capped."""
+    cap = get_settings().retry_max_minutes
+    delay = min(2 ** max(attempts - 1, 0), cap) if attempts else 0
+    return {
+        "mail_queue": "pending",
+        "retry_at": moment + timedelta(minutes=delay),
+        "send_attempts": attempts,
+    }
+
+
 def submit(submission: Submission) -> RequestRecord:
     """Store a request (or find the active one) and start its verification.
 
@@ -33,6 +48,7 @@ def submit(submission: Submission) -> RequestRecord:
     """
     settings = get_settings()
     moment = now()
+    queue_all = settings.send_mode == "queue" and settings.verification_required
     record = RequestRecord(
         request_id=new_request_id(),
         status=Status.PENDING_VERIFICATION,
@@ -48,6 +64,9 @@ def submit(submission: Submission) -> RequestRecord:
             settings.consent_wording_version if submission.consent_updates else None
         ),
     )
+    if queue_all:
+        # Stored already queued: the retry job sends the verification.
+        record.mail_queue, record.retry_at = "pending", moment
     if submission.is_bot:
         logger().info("honeypot filled; nothing stored")
         return record
@@ -58,21 +77,36 @@ def submit(submission: Submission) -> RequestRecord:
         logger().info("duplicate submission", extra={"request_id": duplicate.existing.request_id})
         return duplicate.existing
     logger().info("request stored", extra={"request_id": record.request_id})
-    if settings.verification_required:
-        _send_verification(record)
-        return record
-    return verify(record.request_id)
+    if not settings.verification_required:
+        return verify(record.request_id)
+    if not queue_all:
+        send_verification(record)
+    return record
 
 
-def _send_verification(record: RequestRecord) -> None:
+def send_verification(record: RequestRecord) -> None:
+    """Email the confirmation link; on a temporary failure, queue a retry."""
     try:
-        mail.send(compose.verification_email(get_settings(), record))
+        outbound.send(
+            compose.verification_email(get_settings(), record), record.request_id, "verification"
+        )
     except mail.MailError as error:
-        # The request stays stored and pending; the supporter can submit again.
-        logger().error(
+        logger().warning(
             "verification email not sent",
             extra={"request_id": record.request_id, "error": error.code},
         )
+        if error.transient:
+            store.note(
+                record.request_id,
+                _queued(record.send_attempts + 1, now()),
+                only_if=frozenset({Status.PENDING_VERIFICATION}),
+            )
+            return
+    store.note(
+        record.request_id,
+        {"mail_queue": None, "retry_at": None},
+        only_if=frozenset({Status.PENDING_VERIFICATION}),
+    )
 
 
 def verify(request_id: str) -> RequestRecord:
@@ -82,17 +116,18 @@ def verify(request_id: str) -> RequestRecord:
         raise LookupError(request_id)
     if record.status != Status.PENDING_VERIFICATION:
         return record
+    queue_all = get_settings().send_mode == "queue"
+    changes: dict[str, object] = {"verified_at": now()}
+    if queue_all:
+        changes.update(_queued(0, now()))
     try:
-        store.verify(
-            request_id,
-            tokens.email_fingerprint(record.email),
-            now(),
-            {"verified_at": now()},
-        )
+        store.verify(request_id, tokens.email_fingerprint(record.email), now(), changes)
     except InvalidTransition:
         # A second click, or a concurrent one: the first does the sending.
         return store.get_request(request_id) or record
     logger().info("request verified", extra={"request_id": request_id})
+    if queue_all:
+        return store.get_request(request_id) or record
     return send_letter(request_id)
 
 
@@ -101,8 +136,9 @@ def send_letter(request_id: str) -> RequestRecord:
 
     The claim (queued -> sending) is a conditional write, so two runs never
     both send. If the process dies after SES accepted the letter but before
-    the ``letter_sent`` write, the request stays in ``sending``: it is never
-    sent again automatically (a duplicate letter is worse than a late one).
+    the ``letter_sent`` write, or SES's answer is lost, the request stays in
+    ``sending``: it is never sent again automatically (a duplicate letter is
+    worse than a late one) and organisers see it in the stats.
     """
     settings = get_settings()
     try:
@@ -116,15 +152,16 @@ def send_letter(request_id: str) -> RequestRecord:
     deadline = deadlines.deadline_for(sent_on, record.province)
     letter = compose.request_letter(settings, record, sent_on, deadline.effective)
     try:
-        sent = mail.send(letter)
+        sent = outbound.send(letter, request_id, "letter")
     except mail.MailError as error:
         logger().warning("letter not sent", extra={"request_id": request_id, "error": error.code})
         if error.maybe_sent:
-            # Unknown outcome: it stays in ``sending`` for an organiser to
-            # check, rather than risk a second letter.
             return record
-        event = Event.SEND_DEFERRED if error.transient else Event.SEND_FAILED
-        return store.apply(request_id, event, now(), {"failure_reason": error.code})
+        if error.transient:
+            changes = {"failure_reason": error.code, **_queued(record.send_attempts + 1, now())}
+            return store.apply(request_id, Event.SEND_DEFERRED, now(), changes)
+        return store.apply(request_id, Event.SEND_FAILED, now(), {"failure_reason": error.code})
+    assert sent is not None  # the organisation's address is never suppressed here
     record = store.apply(
         request_id,
         Event.LETTER_SENT,
@@ -147,9 +184,55 @@ def send_letter(request_id: str) -> RequestRecord:
 
 def _notify_sent(record: RequestRecord) -> None:
     try:
-        mail.send(compose.sent_notice(get_settings(), record))
+        outbound.send(compose.sent_notice(get_settings(), record), record.request_id, "sent_notice")
     except mail.MailError as error:
+        # Not retried: the letter is out and the status page says so.
         logger().error(
             "sent notice not delivered",
             extra={"request_id": record.request_id, "error": error.code},
         )
+
+
+def retry_queued(moment: datetime, time_left: Callable[[], float] | None = None) -> dict[str, int]:
+    """Send the mail waiting in the queue, at the configured SES rate."""
+    from chalicelib.chase import Pacer
+
+    settings = get_settings()
+    pacer = Pacer(settings.send_rate_per_second)
+    counts = {"verifications": 0, "letters": 0, "still_queued": 0, "stopped_early": 0}
+    for record in store.due_for_retry(moment):
+        if time_left is not None and time_left() < 10:
+            counts["stopped_early"] = 1
+            break
+        pacer.wait()
+        if record.status == Status.PENDING_VERIFICATION:
+            send_verification(record)
+            counts["verifications"] += 1
+        elif record.status == Status.QUEUED:
+            result = send_letter(record.request_id)
+            counts["letters" if result.status == Status.SENT else "still_queued"] += 1
+    return counts
+
+
+def forget(request_id: str) -> None:
+    """Remove the supporter's personal data at once, keeping an anonymous record."""
+    record = store.get_request(request_id)
+    if record is None or record.status == Status.FORGOTTEN:
+        raise LookupError(request_id)
+    key = tokens.email_fingerprint(record.email) if record.email else None
+    store.forget(request_id, key, Event.FORGET, now(), "supporter")
+    logger().info("supporter forgotten", extra={"request_id": request_id})
+
+
+def purge_due(as_of: date, lookback_days: int) -> int:
+    """Anonymise finished requests whose retention period has ended."""
+    purged = 0
+    for offset in range(lookback_days, -1, -1):
+        for record in store.due_for_purge(as_of - timedelta(days=offset)):
+            key = tokens.email_fingerprint(record.email) if record.email else None
+            try:
+                store.forget(record.request_id, key, Event.PURGE, now(), "retention")
+            except InvalidTransition:
+                continue  # reported or forgotten meanwhile
+            purged += 1
+    return purged

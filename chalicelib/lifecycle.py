@@ -27,6 +27,11 @@ gives the claim back so the next run tries again)::
     overdue|refused --claim_kit--> sending_kit --kit_sent--> kit_sent
     kit_sent --claim_reminder--> reminding --reminder_sent--> closed
 
+Privacy::
+
+    any --forget--> forgotten                   (the supporter deletes their data)
+    answered|closed|failed --purge--> forgotten (retention period over)
+
 A claim left behind by a crash after SES accepted the email stays claimed:
 it is never sent twice automatically (see chase.py).
 """
@@ -52,6 +57,7 @@ class Status(StrEnum):
     KIT_SENT = "kit_sent"
     REMINDING = "reminding"
     CLOSED = "closed"
+    FORGOTTEN = "forgotten"
 
 
 class Event(StrEnum):
@@ -77,6 +83,9 @@ class Event(StrEnum):
     KIT_DEFERRED = "kit_deferred"
     REFUSAL_KIT_DEFERRED = "refusal_kit_deferred"
     REMINDER_DEFERRED = "reminder_deferred"
+    # Personal data removed: at the supporter's request, or by retention.
+    FORGET = "forget"
+    PURGE = "purge"
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,8 @@ TRANSITIONS: dict[Event, Transition] = {
     Event.CLAIM_REMINDER: _move(S.KIT_SENT, to=S.REMINDING),
     Event.REMINDER_SENT: _move(S.REMINDING, to=S.CLOSED),
     Event.REMINDER_DEFERRED: _move(S.REMINDING, to=S.KIT_SENT),
+    Event.FORGET: Transition(frozenset(Status) - {S.FORGOTTEN}, S.FORGOTTEN),
+    Event.PURGE: _move(S.ANSWERED, S.CLOSED, S.FAILED, to=S.FORGOTTEN),
 }
 
 # The reports a supporter may make, as the API names them (info_provided
@@ -131,13 +142,12 @@ REPORTS = frozenset(
 # ``chase_on``; every other status has it removed in the same write.
 CHASED = frozenset({S.SENT, S.OVERDUE, S.REFUSED, S.KIT_SENT})
 
-# Statuses in which the organisation has the letter.
-LETTER_SENT = frozenset(Status) - {
-    S.PENDING_VERIFICATION,
-    S.QUEUED,
-    S.SENDING,
-    S.FAILED,
-}
+# Statuses after which nothing more happens: personal data is purged
+# ``retention_days`` after reaching one (``purge_on``, a sparse index key).
+PURGEABLE = frozenset({S.ANSWERED, S.CLOSED, S.FAILED})
+
+# Statuses with mail waiting for the retry job (``mail_queue``, sparse).
+QUEUED_MAIL = frozenset({S.PENDING_VERIFICATION, S.QUEUED})
 
 
 class InvalidTransition(Exception):

@@ -176,6 +176,18 @@ class RequestRecord:
     follow_up_message_id: str | None = None
     kit_sent_on: date | None = None
     reminder_sent_on: date | None = None
+    # Mail waiting for the retry job, and what SES told us afterwards.
+    mail_queue: str | None = None
+    retry_at: datetime | None = None
+    send_attempts: int = 0
+    delivered_at: datetime | None = None
+    letter_bounced_at: datetime | None = None
+    supporter_bounced_at: datetime | None = None
+    complaint_at: datetime | None = None
+    # Retention and the right to be forgotten.
+    purge_on: date | None = None
+    forgotten_at: datetime | None = None
+    forgotten_reason: str | None = None
     history: list[dict[str, str]] = field(default_factory=list)
 
     @property

@@ -45,9 +45,7 @@ def _extended_due(record: RequestRecord, notice_on: date) -> date | None:
     if record.provincial_due_date and record.province:
         laws.append((record.provincial_due_date, deadlines.jurisdiction_for(record.province).code))
     try:
-        candidates = [
-            deadlines.extended(due, sent_on, notice_on, code) for due, code in laws
-        ]
+        candidates = [deadlines.extended(due, sent_on, notice_on, code) for due, code in laws]
     except ValueError:  # inconsistent dates: treat as not in time
         return None
     if None in candidates:

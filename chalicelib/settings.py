@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 Language = Literal["en", "fr"]
@@ -98,6 +99,26 @@ class Settings(BaseModel):
     chase_lookback_days: int = Field(default=400, ge=1, le=2000)
     chase_margin_seconds: int = Field(default=30, ge=1, le=600)
 
+    # "inline": the API sends as soon as it can and queues only what SES
+    # refuses for now; "queue": all mail goes out through the retry job at
+    # send_rate_per_second (for spikes beyond the SES quota).
+    send_mode: Literal["inline", "queue"] = "inline"
+    retry_max_minutes: int = Field(default=60, ge=1, le=1440)
+
+    # Personal data of finished requests is removed this many days after
+    # they finish: the OPC's 6-month complaint window plus a margin.
+    retention_days: int = Field(default=210, ge=1, le=3650)
+
+    # Submissions allowed per hour from one client IP, and per email address.
+    rate_limit_per_ip: int = Field(default=30, ge=1)
+    rate_limit_per_email: int = Field(default=5, ge=1)
+
+    # Optional human check (Cloudflare Turnstile or hCaptcha), verified
+    # server-side with the secret named by CAPTCHA_SECRET_PARAM (SSM).
+    captcha_provider: Literal["none", "turnstile", "hcaptcha"] = "none"
+    captcha_secret_param: str | None = None
+    captcha_verify_url: Annotated[str, BeforeValidator(_url)] | None = None
+
     ses_configuration_set: str | None = None
     # SES replaces our Message-ID with <MessageId@this domain>; follow-ups
     # reference both so they thread in the organisation's mailbox.
@@ -111,10 +132,22 @@ class Settings(BaseModel):
     def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_origin(origin) for origin in value)
 
-    @field_validator("ses_configuration_set", "outbox_dir", mode="before")
+    @field_validator(
+        "ses_configuration_set",
+        "outbox_dir",
+        "captcha_secret_param",
+        "captcha_verify_url",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _captcha_needs_a_secret(self) -> Settings:
+        if self.captcha_provider != "none" and not self.captcha_secret_param:
+            raise ValueError("CAPTCHA_SECRET_PARAM is required when CAPTCHA_PROVIDER is set")
+        return self
 
     def thank_you_url(self, language: Language) -> str:
         return self.thank_you_url_fr if language == "fr" else self.thank_you_url_en
@@ -127,7 +160,8 @@ def load(environ: Mapping[str, str]) -> Settings:
         return Settings.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{str(error['loc'][0]).upper()}: {error['msg']}" for error in exc.errors()
+            f"{str(error['loc'][0]).upper()}: {error['msg']}" if error["loc"] else error["msg"]
+            for error in exc.errors()
         )
         raise SettingsError(f"invalid stage settings: {problems}") from None
 

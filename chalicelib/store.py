@@ -17,11 +17,19 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws
-from chalicelib.lifecycle import CHASED, Event, InvalidTransition, Status, transition
+from chalicelib.lifecycle import (
+    CHASED,
+    PURGEABLE,
+    QUEUED_MAIL,
+    Event,
+    InvalidTransition,
+    Status,
+    transition,
+)
 from chalicelib.models import RequestRecord
 from chalicelib.settings import get_settings
 
@@ -39,6 +47,12 @@ _DATETIME_FIELDS = (
     "extended_at",
     "info_requested_at",
     "refused_at",
+    "forgotten_at",
+    "retry_at",
+    "delivered_at",
+    "letter_bounced_at",
+    "supporter_bounced_at",
+    "complaint_at",
 )
 _DATE_FIELDS = (
     "due_date",
@@ -49,8 +63,22 @@ _DATE_FIELDS = (
     "followed_up_on",
     "kit_sent_on",
     "reminder_sent_on",
+    "purge_on",
+    "delivered_on",
 )
 CHASE_INDEX = "chase_on-index"
+RETRY_INDEX = "mail_queue-index"
+PURGE_INDEX = "purge_on-index"
+# What forgetting removes: everything that identifies the supporter.
+PERSONAL_ATTRIBUTES = (
+    "first_name",
+    "last_name",
+    "email",
+    "email_key",
+    "message_id",
+    "ses_message_id",
+    "follow_up_message_id",
+)
 _CONFLICT_RETRIES = 5
 
 
@@ -111,6 +139,10 @@ def _to_record(item: Item) -> RequestRecord:
         if name in values:
             values[name] = date.fromisoformat(values[name])
     values["status"] = Status(values["status"])
+    if "send_attempts" in values:
+        values["send_attempts"] = int(values["send_attempts"])
+    for name in ("first_name", "last_name", "email"):
+        values.setdefault(name, "")  # removed when the supporter was forgotten
     return RequestRecord(**values)
 
 
@@ -218,6 +250,14 @@ def _update(
     if move.target not in CHASED:
         # Only open requests carry the sparse chase index key.
         changes.setdefault("chase_on", None)
+    if move.target not in QUEUED_MAIL:
+        changes.setdefault("mail_queue", None)
+        changes.setdefault("retry_at", None)
+    if move.target in PURGEABLE:
+        retention = timedelta(days=get_settings().retention_days)
+        changes.setdefault("purge_on", (now + retention).date())
+    else:
+        changes.setdefault("purge_on", None)
     for index, (name, value) in enumerate(changes.items()):
         names[f"#c{index}"] = name
         if value is None:
@@ -311,19 +351,29 @@ class ReadCount:
     pages: int = 0
 
 
-def due_for_chase(day: date, counter: ReadCount | None = None, page_size: int = 100) -> Iterator[RequestRecord]:
+def due_for_chase(day: date, counter: ReadCount | None = None) -> Iterator[RequestRecord]:
     """Open requests whose chase falls on ``day``, from the sparse index.
 
     Only open requests carry ``chase_on``, so the cost follows the number of
     requests due, not the size of the table.
     """
+    return _query_days(CHASE_INDEX, "chase_on", day, counter)
+
+
+def _query_days(
+    index: str, attribute: str, day: date, counter: ReadCount | None
+) -> Iterator[RequestRecord]:
     query: dict[str, Any] = {
         "TableName": _table(),
-        "IndexName": CHASE_INDEX,
-        "KeyConditionExpression": "chase_on = :day",
+        "IndexName": index,
+        "KeyConditionExpression": f"{attribute} = :day",
         "ExpressionAttributeValues": {":day": {"S": day.isoformat()}},
-        "Limit": page_size,
+        "Limit": 100,
     }
+    yield from _paginate(query, counter)
+
+
+def _paginate(query: dict[str, Any], counter: ReadCount | None) -> Iterator[RequestRecord]:
     while True:
         page = aws.dynamodb().query(**query)
         if counter is not None:
@@ -334,3 +384,174 @@ def due_for_chase(day: date, counter: ReadCount | None = None, page_size: int = 
         if "LastEvaluatedKey" not in page:
             return
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def due_for_purge(day: date, counter: ReadCount | None = None) -> Iterator[RequestRecord]:
+    """Finished requests whose retention period ends on ``day``."""
+    return _query_days(PURGE_INDEX, "purge_on", day, counter)
+
+
+def due_for_retry(moment: datetime, counter: ReadCount | None = None) -> Iterator[RequestRecord]:
+    """Requests with mail waiting, whose next attempt is due by ``moment``."""
+    query: dict[str, Any] = {
+        "TableName": _table(),
+        "IndexName": RETRY_INDEX,
+        "KeyConditionExpression": "mail_queue = :queue AND retry_at <= :moment",
+        "ExpressionAttributeValues": {
+            ":queue": {"S": "pending"},
+            ":moment": _serialize(moment),
+        },
+        "Limit": 100,
+    }
+    return _paginate(query, counter)
+
+
+def note(
+    request_id: str, changes: dict[str, Any], only_if: frozenset[Status] | None = None
+) -> bool:
+    """Record facts that do not change the status (delivery, bounces, queue).
+
+    Returns False when the request is gone or not in one of ``only_if``.
+    """
+    from botocore.exceptions import ClientError
+
+    names: dict[str, str] = {}
+    values: dict[str, AttributeValueTypeDef] = {}
+    sets, removes = [], []
+    for index, (name, value) in enumerate(changes.items()):
+        names[f"#n{index}"] = name
+        if value is None:
+            removes.append(f"#n{index}")
+        else:
+            sets.append(f"#n{index} = :v{index}")
+            values[f":v{index}"] = _serialize(value)
+    expression = ("SET " + ", ".join(sets) if sets else "") + (
+        " REMOVE " + ", ".join(removes) if removes else ""
+    )
+    condition = "attribute_exists(pk)"
+    if only_if:
+        names["#status"] = "status"
+        placeholders = []
+        for index, status in enumerate(sorted(only_if)):
+            values[f":s{index}"] = {"S": status.value}
+            placeholders.append(f":s{index}")
+        condition += f" AND #status IN ({', '.join(placeholders)})"
+    request: dict[str, Any] = {
+        "TableName": _table(),
+        "Key": request_key(request_id),
+        "UpdateExpression": expression.strip(),
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+    }
+    if values:
+        request["ExpressionAttributeValues"] = values
+    try:
+        aws.dynamodb().update_item(**request)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def forget(
+    request_id: str, email_key: str | None, event: Event, now: datetime, reason: str
+) -> None:
+    """Remove every personal attribute and the duplicate lock, together."""
+    from botocore.exceptions import ClientError
+
+    changes: dict[str, Any] = dict.fromkeys(PERSONAL_ATTRIBUTES)
+    changes.update(
+        {
+            "consent_updates": False,
+            "forgotten_at": now,
+            "forgotten_reason": reason,
+            "expires_at": None,
+        }
+    )
+    actions: list[Any] = [{"Update": _update(request_id, event, now, changes)}]
+    if email_key:
+        actions.append(
+            {
+                "Delete": {
+                    "TableName": _table(),
+                    "Key": _lock_key(email_key),
+                    "ConditionExpression": "attribute_not_exists(pk) OR request_id = :id",
+                    "ExpressionAttributeValues": {":id": {"S": request_id}},
+                }
+            }
+        )
+    try:
+        aws.dynamodb().transact_write_items(TransactItems=actions)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "TransactionCanceledException":
+            raise InvalidTransition(request_id, event) from None
+        raise
+
+
+def remember_message(ses_message_id: str, request_id: str, kind: str, keep_days: int = 400) -> None:
+    """Map an SES message id to its request, for delivery and bounce events."""
+    aws.dynamodb().put_item(
+        TableName=_table(),
+        Item={
+            "pk": {"S": f"message#{ses_message_id}"},
+            "record_type": {"S": "message"},
+            "request_id": {"S": request_id},
+            "kind": {"S": kind},
+            "expires_at": {"N": str(int(time.time()) + keep_days * 86400)},
+        },
+    )
+
+
+def message_owner(ses_message_id: str) -> tuple[str, str] | None:
+    """(request id, kind) of a message we sent, or None if unknown."""
+    item = (
+        aws.dynamodb()
+        .get_item(TableName=_table(), Key={"pk": {"S": f"message#{ses_message_id}"}})
+        .get("Item")
+    )
+    if item is None or _expired(item, time.time()):
+        return None
+    return item["request_id"]["S"], item["kind"]["S"]
+
+
+def suppress(fingerprint: str, reason: str, now: datetime) -> None:
+    """Never mail this address again (a hard bounce or a complaint)."""
+    aws.dynamodb().put_item(
+        TableName=_table(),
+        Item={
+            "pk": {"S": f"suppressed#{fingerprint}"},
+            "record_type": {"S": "suppression"},
+            "reason": {"S": reason},
+            "suppressed_at": _serialize(now),
+        },
+    )
+
+
+def is_suppressed(fingerprint: str) -> bool:
+    response = aws.dynamodb().get_item(
+        TableName=_table(), Key={"pk": {"S": f"suppressed#{fingerprint}"}}
+    )
+    return "Item" in response
+
+
+def count_hit(key: str, window_seconds: int, now: float) -> tuple[int, int]:
+    """Count one hit in the current fixed window; (hits so far, window end).
+
+    Counters are items that expire with their window (TTL), so nothing
+    needs cleaning up.
+    """
+    window_start = int(now // window_seconds * window_seconds)
+    window_end = window_start + window_seconds
+    response = aws.dynamodb().update_item(
+        TableName=_table(),
+        Key={"pk": {"S": f"rate#{key}#{window_start}"}},
+        UpdateExpression="ADD hits :one SET record_type = :type, expires_at = :expires",
+        ExpressionAttributeValues={
+            ":one": {"N": "1"},
+            ":type": {"S": "rate_counter"},
+            ":expires": {"N": str(window_end + 60)},
+        },
+        ReturnValues="UPDATED_NEW",
+    )
+    return int(response["Attributes"]["hits"]["N"]), window_end

@@ -145,13 +145,30 @@ def _back_link(request: Request) -> str:
 # --- views ----------------------------------------------------------------
 
 
+def _client_ip(request: Request) -> str | None:
+    identity = (request.context or {}).get("identity") or {}
+    ip = identity.get("sourceIp")
+    return ip if isinstance(ip, str) else None
+
+
+def _too_many(request: Request, field: str, retry_after: int, lang: str, as_html: bool) -> Response:
+    response = _errors(request, {field: "rate_limited"}, 429, lang, as_html)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 @guarded
 def create_request(request: Request) -> Response:
+    from chalicelib import captcha, limits
+
     media = _media_type(request)
     as_html = media == FORM and not _wants_json(request)
     lang = _language(request)
     if len(request.raw_body or b"") > MAX_BODY_BYTES:
         return _errors(request, {"body": "too_large"}, 413, lang, as_html)
+    wait = limits.ip_retry_after(_client_ip(request))
+    if wait is not None:
+        return _too_many(request, "body", wait, lang, as_html)
     if media not in (JSON, FORM):
         return _errors(request, {"body": "unsupported"}, 415, lang, as_html)
     data = _read_form(request, media)
@@ -161,6 +178,17 @@ def create_request(request: Request) -> Response:
     submission, problems = parse_submission(data)
     if submission is None:
         return _errors(request, problems, 422, lang, as_html)
+    if captcha.required():
+        try:
+            if not captcha.passed(data, _client_ip(request)):
+                return _errors(request, {"captcha": "invalid"}, 422, lang, as_html)
+        except captcha.CaptchaUnavailable:
+            response = _errors(request, {"captcha": "unavailable"}, 503, lang, as_html)
+            response.headers["Retry-After"] = "30"
+            return response
+    wait = limits.email_retry_after(submission.email)
+    if wait is not None:
+        return _too_many(request, "email", wait, lang, as_html)
     record = journey.submit(submission)
     if as_html:
         return Response(
@@ -184,7 +212,7 @@ def _authorised(
     except tokens.BadToken:
         return None, _refusal(request, 403, "bad_token", lang, as_json)
     record = store.get_request(request_id)
-    if record is None:
+    if record is None or record.status == Status.FORGOTTEN:
         return None, _refusal(request, 404, "not_found", lang, as_json)
     return record, None
 
@@ -323,7 +351,9 @@ def _report_problem(
     request: Request, record: RequestRecord, status: int, code: str, lang: str, as_json: bool
 ) -> Response:
     if as_json:
-        return Response(body={"errors": {"type": i18n.report_problem(lang, code)}}, status_code=status)
+        return Response(
+            body={"errors": {"type": i18n.report_problem(lang, code)}}, status_code=status
+        )
     return _status_page(request, record, status, problem=i18n.report_problem(lang, code))
 
 
@@ -359,3 +389,20 @@ def with_cors(request: Request, response: Response) -> Response:
         response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Vary"] = "Origin"
     return response
+
+
+@guarded
+def forget(request: Request, request_id: str) -> Response:
+    """Remove the supporter's personal data now (the status page's button)."""
+    record, refusal = _authorised(request, request_id, tokens.Purpose.STATUS, None)
+    if record is None:
+        assert refusal is not None
+        return refusal
+    lang = _language(request, record.language)
+    try:
+        journey.forget(request_id)
+    except LookupError:
+        return _refusal(request, 404, "not_found", lang, _wants_json(request))
+    if _wants_json(request) or _media_type(request) == JSON:
+        return Response(body={"id": request_id, "status": Status.FORGOTTEN.value}, status_code=200)
+    return _page(request, "forgotten", lang)

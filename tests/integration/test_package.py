@@ -63,4 +63,4 @@ def test_the_packaged_app_imports_and_renders_every_template(package: Path, aws:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "from all 17 runtime templates" in result.stdout, result.stdout
+    assert "from all 18 runtime templates" in result.stdout, result.stdout
