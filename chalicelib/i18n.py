@@ -78,10 +78,18 @@ _PROBLEMS = {
         ("consent_updates", "invalid"): "Cochez la case ou laissez-la vide.",
         ("body", "malformed"): "Le formulaire n'a pas pu être lu. Veuillez réessayer.",
         ("body", "too_large"): "Le formulaire est trop volumineux.",
-        (
-            "body",
-            "unsupported",
-        ): "Le formulaire a été envoyé dans un format que nous n'acceptons pas.",
+        ("body", "unsupported"): (
+            "Le formulaire a été envoyé dans un format que nous n'acceptons pas."
+        ),
+        ("body", "rate_limited"): "Trop d'envois depuis cet endroit. Veuillez réessayer plus tard.",
+        ("email", "rate_limited"): "Trop d'envois pour cette adresse. Veuillez réessayer plus tard.",
+        ("captcha", "invalid"): (
+            "Veuillez compléter la vérification anti-robot et renvoyer le formulaire."
+        ),
+        ("captcha", "unavailable"): (
+            "La vérification anti-robot est indisponible pour le moment. "
+            "Veuillez réessayer dans un instant."
+        ),
     },
 }
 

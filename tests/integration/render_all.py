@@ -96,6 +96,7 @@ pages = {
     },
     "problems": {"problems": [("Email", "bad")], "back": "https://example.org"},
     "refused": {"reason": "bad_token"},
+    "forgotten": {},
 }
 for name, context in pages.items():
     for language in ("en", "fr"):
