@@ -181,3 +181,28 @@ def table_items(aws: str, stage_env: dict[str, str]) -> Callable[[], list[dict[s
         ]
 
     return read
+
+
+@pytest.fixture
+def make_client(
+    aws: str, tmp_path: Path
+) -> Iterator[Callable[..., object]]:
+    """A chalice.test.Client on the local stage with some settings changed."""
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib import aws as aws_clients
+
+    clients: list[object] = []
+
+    def make(**overrides: str) -> object:
+        folder = tmp_path / f"stage{len(clients)}"
+        folder.mkdir()
+        project = _project_copy(folder, {"OUTBOX_DIR": str(folder / "outbox"), **overrides})
+        aws_clients.reset()  # settings are cached per process
+        client = Client(app, stage_name=STAGE, project_dir=str(project))
+        clients.append(client)
+        return client
+
+    yield make
+    aws_clients.reset()

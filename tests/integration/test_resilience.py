@@ -1,0 +1,114 @@
+"""Faults at the botocore level: SES and DynamoDB throttling, outages, rejections."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from chalicelib import aws, journey
+from tests import faults
+from tests.integration.helpers import SUPPORTER, addressed_to, body, headers, link, post_json
+
+TARGET = "privacy@clearview.ai"
+
+
+def items_of(table_items, kind: str):  # type: ignore[no-untyped-def]
+    return [item for item in table_items() if item["record_type"] == kind]
+
+
+def later(minutes: int) -> datetime:
+    return datetime.now(UTC) + timedelta(minutes=minutes)
+
+
+def test_ses_throttled_at_submission_queues_the_verification(client, sent_mail, table_items, env) -> None:  # type: ignore[no-untyped-def]
+    fault = faults.Fault(lambda _: True, faults.error("TooManyRequestsException", 429))
+    with faults.inject(aws.sesv2(), "SendEmail", fault):
+        response = post_json(client, "/requests", SUPPORTER)
+    assert response.status_code == 202  # the supporter gets a normal answer
+    [stored] = items_of(table_items, "request")
+    assert stored["mail_queue"] == "pending" and stored["send_attempts"] == 1
+    assert sent_mail() == []
+    assert journey.retry_queued(later(0))["verifications"] == 0  # backoff: not yet
+    assert journey.retry_queued(later(2))["verifications"] == 1
+    assert len(sent_mail()) == 1
+    [stored] = items_of(table_items, "request")
+    assert "mail_queue" not in stored
+
+
+def test_ses_unavailable_at_confirmation_queues_the_letter_then_backs_off(client, sent_mail, table_items, env) -> None:  # type: ignore[no-untyped-def]
+    post_json(client, "/requests", SUPPORTER)
+    confirm = link(sent_mail()[0], "/confirm")
+    fault = faults.Fault(lambda _: True, faults.error("ServiceUnavailable", 503))
+    with faults.inject(aws.sesv2(), "SendEmail", fault):
+        assert client.http.post(confirm).status_code == 303
+        [stored] = items_of(table_items, "request")
+        assert stored["status"] == "queued"
+        assert stored["failure_reason"] == "ServiceUnavailable"
+        # Still down at the first retry: the next attempt waits longer.
+        assert journey.retry_queued(later(2))["still_queued"] == 1
+        [stored] = items_of(table_items, "request")
+        assert stored["send_attempts"] == 2
+        # The third attempt waits 2 minutes: nothing is due a minute later.
+        assert journey.retry_queued(later(1))["still_queued"] == 0
+    assert addressed_to(sent_mail(), TARGET) == []
+    counts = journey.retry_queued(later(10))
+    assert counts["letters"] == 1
+    assert len(addressed_to(sent_mail(), TARGET)) == 1
+    [stored] = items_of(table_items, "request")
+    assert stored["status"] == "sent" and "failure_reason" not in stored
+    assert journey.retry_queued(later(120)) == {
+        "verifications": 0, "letters": 0, "still_queued": 0, "stopped_early": 0
+    }
+
+
+def test_message_rejected_marks_the_request_failed_with_the_reason(client, sent_mail, table_items) -> None:  # type: ignore[no-untyped-def]
+    post_json(client, "/requests", SUPPORTER)
+    confirm = link(sent_mail()[0], "/confirm")
+    fault = faults.Fault(lambda _: True, faults.error("MessageRejected", 400))
+    with faults.inject(aws.sesv2(), "SendEmail", fault):
+        client.http.post(confirm)
+    [stored] = items_of(table_items, "request")
+    assert stored["status"] == "failed"
+    assert stored["failure_reason"] == "MessageRejected"
+    assert "mail_queue" not in stored
+
+
+def test_dynamodb_throttled_gives_503_and_writes_nothing(client, sent_mail, table_items) -> None:  # type: ignore[no-untyped-def]
+    fault = faults.Fault(
+        lambda _: True, faults.error("ProvisionedThroughputExceededException", 400)
+    )
+    with faults.inject(aws.dynamodb(), "TransactWriteItems", fault):
+        response = post_json(client, "/requests", SUPPORTER)
+    assert response.status_code == 503
+    assert headers(response)["retry-after"]
+    assert items_of(table_items, "request") == [] and items_of(table_items, "email_lock") == []
+    assert sent_mail() == []
+    assert post_json(client, "/requests", SUPPORTER).status_code == 202  # recovers
+
+
+def test_dynamodb_5xx_on_confirmation_is_a_503_and_the_retry_works(client, sent_mail, table_items) -> None:  # type: ignore[no-untyped-def]
+    post_json(client, "/requests", SUPPORTER)
+    confirm = link(sent_mail()[0], "/confirm")
+    fault = faults.Fault(lambda _: True, faults.error("InternalServerError", 500))
+    with faults.inject(aws.dynamodb(), "TransactWriteItems", fault):
+        assert client.http.post(confirm).status_code == 503
+    assert items_of(table_items, "request")[0]["status"] == "pending_verification"
+    assert client.http.post(confirm).status_code == 303
+    assert len(addressed_to(sent_mail(), TARGET)) == 1
+
+
+def test_queue_mode_sends_everything_through_the_retry_job(make_client, sent_mail, table_items, env) -> None:  # type: ignore[no-untyped-def]
+    client = make_client(SEND_MODE="queue")
+    reply = body(post_json(client, "/requests", SUPPORTER))
+    assert reply["status"] == "pending_verification"
+    assert sent_mail() == []
+    client.lambda_.invoke("retry_queued", client.events.generate_cw_event(
+        source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
+    ))
+    confirm = link(sent_mail()[0], "/confirm")
+    client.http.post(confirm)
+    assert addressed_to(sent_mail(), TARGET) == []
+    result = client.lambda_.invoke("retry_queued", client.events.generate_cw_event(
+        source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
+    ))
+    assert result.payload["letters"] == 1
+    assert len(addressed_to(sent_mail(), TARGET)) == 1
