@@ -24,9 +24,9 @@ application leaves them out.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
-import io
 import json
 import sys
 import time
@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any, Protocol, TextIO
 
 from chalicelib import stats
 from chalicelib.models import RequestRecord
@@ -233,11 +233,17 @@ def open_export(uri: str) -> Export:
 # --- Lines and items --------------------------------------------------------
 
 
+class _Reader(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
 def _text_lines(stream: IO[bytes], compressed: bool) -> Iterator[str]:
     """The lines of a data file, decompressed and decoded a chunk at a time."""
-    reader: IO[bytes] = gzip.GzipFile(fileobj=stream, mode="rb") if compressed else stream
+    reader: _Reader = gzip.GzipFile(fileobj=stream, mode="rb") if compressed else stream
     rest = b""
-    with reader:
+    with contextlib.closing(reader):
         while chunk := reader.read(_CHUNK):
             block = rest + chunk
             cut = block.rfind(b"\n")
@@ -636,4 +642,4 @@ class Progress:
 
 def open_csv(path: Path) -> TextIO:
     """A CSV file as Excel wants it: UTF-8 with a byte-order mark."""
-    return io.open(path, "w", encoding="utf-8-sig", newline="")  # noqa: UP020
+    return path.open("w", encoding="utf-8-sig", newline="")

@@ -102,11 +102,12 @@ def send_verification(record: RequestRecord) -> None:
                 only_if=frozenset({Status.PENDING_VERIFICATION}),
             )
             return
-    store.note(
-        record.request_id,
-        {"mail_queue": None, "retry_at": None},
-        only_if=frozenset({Status.PENDING_VERIFICATION}),
-    )
+    if record.mail_queue is not None:  # sent by the retry job: leave the queue
+        store.note(
+            record.request_id,
+            {"mail_queue": None, "retry_at": None},
+            only_if=frozenset({Status.PENDING_VERIFICATION}),
+        )
 
 
 def verify(request_id: str) -> RequestRecord:
