@@ -106,7 +106,9 @@ def test_a_request_answered_in_time_is_never_chased(client, sent_mail, env) -> N
     assert record(client, status_path)["status"] == "answered"
 
 
-def test_info_requested_pauses_the_chase_until_the_supporter_reports_again(client, sent_mail, env) -> None:  # type: ignore[no-untyped-def]
+def test_info_requested_pauses_the_chase_until_the_supporter_reports_again(
+    client, sent_mail, env
+) -> None:  # type: ignore[no-untyped-def]
     _, status_path = sent_request(client, sent_mail)
     deadline = due(client, status_path)
     assert report(client, status_path, "info_requested").status_code == 200
@@ -193,7 +195,9 @@ def test_reports_from_html_buttons_redirect_to_the_status_page(client, sent_mail
     assert 'value="info_provided"' in shown
 
 
-def test_a_crash_after_some_sends_then_a_rerun_sends_each_stage_once(client, sent_mail, env) -> None:  # type: ignore[no-untyped-def]
+def test_a_crash_after_some_sends_then_a_rerun_sends_each_stage_once(
+    client, sent_mail, env
+) -> None:  # type: ignore[no-untyped-def]
     paths = [sent_request(client, sent_mail, f"s{i}@example.org")[1] for i in range(4)]
     deadline = max(due(client, path) for path in paths)
     fault = faults.Fault(when=lambda call: call == 3, make=faults.crash())
@@ -212,7 +216,9 @@ def test_a_crash_after_some_sends_then_a_rerun_sends_each_stage_once(client, sen
 def test_ses_throttling_leaves_requests_due_for_the_next_run(client, sent_mail, env) -> None:  # type: ignore[no-untyped-def]
     paths = [sent_request(client, sent_mail, f"t{i}@example.org")[1] for i in range(3)]
     deadline = max(due(client, path) for path in paths)
-    fault = faults.Fault(when=lambda call: call >= 2, make=faults.error("TooManyRequestsException", 429))
+    fault = faults.Fault(
+        when=lambda call: call >= 2, make=faults.error("TooManyRequestsException", 429)
+    )
     with faults.inject(aws.sesv2(), "SendEmail", fault):
         throttled = chase.run(deadline + timedelta(days=1))
     assert throttled.deferred == 1
@@ -254,9 +260,12 @@ def test_the_scheduled_lambda(client, sent_mail, env) -> None:  # type: ignore[n
         UpdateExpression="SET chase_on = :d, due_date = :d",
         ExpressionAttributeValues={":d": {"S": past}},
     )
-    result = client.lambda_.invoke("chase_overdue", client.events.generate_cw_event(
-        source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
-    ))
+    result = client.lambda_.invoke(
+        "chase_overdue",
+        client.events.generate_cw_event(
+            source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
+        ),
+    )
     assert result.payload["followed_up"] == 1
     assert result.payload["kits"] == 1
     assert record(client, path)["status"] == "kit_sent"

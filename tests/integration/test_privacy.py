@@ -12,7 +12,15 @@ import boto3
 import pytest
 
 from chalicelib import journey
-from tests.integration.helpers import SUPPORTER, addressed_to, body, headers, link, post_form, post_json
+from tests.integration.helpers import (
+    SUPPORTER,
+    addressed_to,
+    body,
+    headers,
+    link,
+    post_form,
+    post_json,
+)
 
 TARGET = "privacy@clearview.ai"
 
@@ -37,7 +45,9 @@ def ses_event(client, event_type: str, ses_id: str, **detail: object):  # type: 
 # --- SES events ---------------------------------------------------------------
 
 
-def test_delivery_is_recorded_and_the_deadline_counts_from_it(client, sent_mail, table_items) -> None:  # type: ignore[no-untyped-def]
+def test_delivery_is_recorded_and_the_deadline_counts_from_it(
+    client, sent_mail, table_items
+) -> None:  # type: ignore[no-untyped-def]
     request_id, _ = sent_request(client, sent_mail)
     stored = item(table_items, request_id)
     tomorrow = date.fromisoformat(stored["sent_at"][:10]) + timedelta(days=5)
@@ -55,7 +65,9 @@ def test_delivery_is_recorded_and_the_deadline_counts_from_it(client, sent_mail,
     assert updated["chase_on"] > stored["chase_on"]
 
 
-def test_a_permanent_bounce_of_the_supporter_stops_all_mail_to_them(client, sent_mail, table_items, env) -> None:  # type: ignore[no-untyped-def]
+def test_a_permanent_bounce_of_the_supporter_stops_all_mail_to_them(
+    client, sent_mail, table_items, env
+) -> None:  # type: ignore[no-untyped-def]
     from chalicelib import chase
 
     request_id, _ = sent_request(client, sent_mail)
@@ -72,7 +84,9 @@ def test_a_permanent_bounce_of_the_supporter_stops_all_mail_to_them(client, sent
     assert addressed_to(sent_mail()[count:], TARGET)
 
 
-def test_a_bounce_of_the_target_marks_the_letter_undelivered(client, sent_mail, table_items, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_a_bounce_of_the_target_marks_the_letter_undelivered(
+    client, sent_mail, table_items, caplog
+) -> None:  # type: ignore[no-untyped-def]
     request_id, _ = sent_request(client, sent_mail)
     stored = item(table_items, request_id)
     bounce = {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": TARGET}]}
@@ -96,9 +110,13 @@ def test_a_complaint_suppresses_the_address(client, sent_mail, table_items) -> N
 
 @pytest.mark.parametrize(
     "message",
-    ["not json", json.dumps([1, 2]), json.dumps({"eventType": "Delivery"}),
-     json.dumps({"eventType": "Delivery", "mail": {"messageId": "unknown-id"}}),
-     json.dumps({"eventType": "Bounce", "mail": {"messageId": "x"}, "bounce": None})],
+    [
+        "not json",
+        json.dumps([1, 2]),
+        json.dumps({"eventType": "Delivery"}),
+        json.dumps({"eventType": "Delivery", "mail": {"messageId": "unknown-id"}}),
+        json.dumps({"eventType": "Bounce", "mail": {"messageId": "x"}, "bounce": None}),
+    ],
 )
 def test_unknown_or_malformed_events_are_ignored_safely(client, message: str) -> None:  # type: ignore[no-untyped-def]
     event = client.events.generate_sns_event(message=message, subject="")
@@ -202,7 +220,9 @@ def test_captcha_verifier_down_is_a_503(make_client) -> None:  # type: ignore[no
 def test_cors_allows_several_origins_per_stage(make_client) -> None:  # type: ignore[no-untyped-def]
     client = make_client(ALLOWED_ORIGINS="https://a.example,https://b.example")
     for origin in ("https://a.example", "https://b.example"):
-        response = post_json(client, "/requests", {**SUPPORTER, "email": f"{origin[8]}@example.org"}, origin=origin)
+        response = post_json(
+            client, "/requests", {**SUPPORTER, "email": f"{origin[8]}@example.org"}, origin=origin
+        )
         assert headers(response)["access-control-allow-origin"] == origin
     other = post_json(client, "/requests", SUPPORTER, origin="http://127.0.0.1:8080")
     assert "access-control-allow-origin" not in headers(other)
@@ -227,7 +247,9 @@ def test_forget_leaves_no_trace_of_the_email_or_name(client, sent_mail, table_it
     assert client.http.get(status_path).status_code == 404
     assert client.http.post(forget).status_code == 404
     # The address is free again: a new request can start.
-    assert post_json(client, "/requests", {**SUPPORTER, "email": "zoe@example.org"}).status_code == 202
+    assert (
+        post_json(client, "/requests", {**SUPPORTER, "email": "zoe@example.org"}).status_code == 202
+    )
 
 
 def test_forget_before_confirmation_from_a_json_client(client, sent_mail, table_items) -> None:  # type: ignore[no-untyped-def]
@@ -239,7 +261,9 @@ def test_forget_before_confirmation_from_a_json_client(client, sent_mail, table_
     assert item(table_items, request_id)["status"] == "pending_verification"
 
 
-def test_retention_purges_personal_data_of_finished_requests(client, sent_mail, table_items, env) -> None:  # type: ignore[no-untyped-def]
+def test_retention_purges_personal_data_of_finished_requests(
+    client, sent_mail, table_items, env
+) -> None:  # type: ignore[no-untyped-def]
     request_id, status_path = sent_request(client, sent_mail)
     kept_id, _ = sent_request(client, sent_mail, "kept@example.org")
     events = status_path.replace("?token=", "/events?token=")
@@ -257,9 +281,12 @@ def test_retention_purges_personal_data_of_finished_requests(client, sent_mail, 
 
 
 def test_the_purge_lambda_runs(client) -> None:  # type: ignore[no-untyped-def]
-    result = client.lambda_.invoke("purge_expired", client.events.generate_cw_event(
-        source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
-    ))
+    result = client.lambda_.invoke(
+        "purge_expired",
+        client.events.generate_cw_event(
+            source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
+        ),
+    )
     assert result.payload == {"purged": 0}
 
 

@@ -19,7 +19,9 @@ def later(minutes: int) -> datetime:
     return datetime.now(UTC) + timedelta(minutes=minutes)
 
 
-def test_ses_throttled_at_submission_queues_the_verification(client, sent_mail, table_items, env) -> None:  # type: ignore[no-untyped-def]
+def test_ses_throttled_at_submission_queues_the_verification(
+    client, sent_mail, table_items, env
+) -> None:  # type: ignore[no-untyped-def]
     fault = faults.Fault(lambda _: True, faults.error("TooManyRequestsException", 429))
     with faults.inject(aws.sesv2(), "SendEmail", fault):
         response = post_json(client, "/requests", SUPPORTER)
@@ -34,7 +36,9 @@ def test_ses_throttled_at_submission_queues_the_verification(client, sent_mail, 
     assert "mail_queue" not in stored
 
 
-def test_ses_unavailable_at_confirmation_queues_the_letter_then_backs_off(client, sent_mail, table_items, env) -> None:  # type: ignore[no-untyped-def]
+def test_ses_unavailable_at_confirmation_queues_the_letter_then_backs_off(
+    client, sent_mail, table_items, env
+) -> None:  # type: ignore[no-untyped-def]
     post_json(client, "/requests", SUPPORTER)
     confirm = link(sent_mail()[0], "/confirm")
     fault = faults.Fault(lambda _: True, faults.error("ServiceUnavailable", 503))
@@ -56,11 +60,16 @@ def test_ses_unavailable_at_confirmation_queues_the_letter_then_backs_off(client
     [stored] = items_of(table_items, "request")
     assert stored["status"] == "sent" and "failure_reason" not in stored
     assert journey.retry_queued(later(120)) == {
-        "verifications": 0, "letters": 0, "still_queued": 0, "stopped_early": 0
+        "verifications": 0,
+        "letters": 0,
+        "still_queued": 0,
+        "stopped_early": 0,
     }
 
 
-def test_message_rejected_marks_the_request_failed_with_the_reason(client, sent_mail, table_items) -> None:  # type: ignore[no-untyped-def]
+def test_message_rejected_marks_the_request_failed_with_the_reason(
+    client, sent_mail, table_items
+) -> None:  # type: ignore[no-untyped-def]
     post_json(client, "/requests", SUPPORTER)
     confirm = link(sent_mail()[0], "/confirm")
     fault = faults.Fault(lambda _: True, faults.error("MessageRejected", 400))
@@ -85,7 +94,9 @@ def test_dynamodb_throttled_gives_503_and_writes_nothing(client, sent_mail, tabl
     assert post_json(client, "/requests", SUPPORTER).status_code == 202  # recovers
 
 
-def test_dynamodb_5xx_on_confirmation_is_a_503_and_the_retry_works(client, sent_mail, table_items) -> None:  # type: ignore[no-untyped-def]
+def test_dynamodb_5xx_on_confirmation_is_a_503_and_the_retry_works(
+    client, sent_mail, table_items
+) -> None:  # type: ignore[no-untyped-def]
     post_json(client, "/requests", SUPPORTER)
     confirm = link(sent_mail()[0], "/confirm")
     fault = faults.Fault(lambda _: True, faults.error("InternalServerError", 500))
@@ -96,19 +107,27 @@ def test_dynamodb_5xx_on_confirmation_is_a_503_and_the_retry_works(client, sent_
     assert len(addressed_to(sent_mail(), TARGET)) == 1
 
 
-def test_queue_mode_sends_everything_through_the_retry_job(make_client, sent_mail, table_items, env) -> None:  # type: ignore[no-untyped-def]
+def test_queue_mode_sends_everything_through_the_retry_job(
+    make_client, sent_mail, table_items, env
+) -> None:  # type: ignore[no-untyped-def]
     client = make_client(SEND_MODE="queue")
     reply = body(post_json(client, "/requests", SUPPORTER))
     assert reply["status"] == "pending_verification"
     assert sent_mail() == []
-    client.lambda_.invoke("retry_queued", client.events.generate_cw_event(
-        source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
-    ))
+    client.lambda_.invoke(
+        "retry_queued",
+        client.events.generate_cw_event(
+            source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
+        ),
+    )
     confirm = link(sent_mail()[0], "/confirm")
     client.http.post(confirm)
     assert addressed_to(sent_mail(), TARGET) == []
-    result = client.lambda_.invoke("retry_queued", client.events.generate_cw_event(
-        source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
-    ))
+    result = client.lambda_.invoke(
+        "retry_queued",
+        client.events.generate_cw_event(
+            source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
+        ),
+    )
     assert result.payload["letters"] == 1
     assert len(addressed_to(sent_mail(), TARGET)) == 1

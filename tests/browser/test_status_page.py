@@ -1,0 +1,89 @@
+"""The status page's buttons post to URLs that work as they stand (chalice local)."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from collections.abc import Callable
+
+import pytest
+
+from tests.browser.conftest import OpenTab
+from tests.conftest import LiveStack
+
+pytestmark = pytest.mark.browser
+
+TARGET = "privacy@clearview.ai"
+
+
+def submit(stack: LiveStack, email: str) -> None:
+    data = {"first_name": "Zoë", "last_name": "Côté", "email": email, "language": "en"}
+    request = urllib.request.Request(
+        f"{stack.api}/requests",
+        data=json.dumps(data).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 202
+
+
+def confirm_in_browser(
+    stack: LiveStack,
+    open_tab: OpenTab,
+    sent_mail: Callable[[], list],
+    csp: bool = True,  # type: ignore[type-arg]
+) -> object:
+    [verification] = sent_mail()
+    link = re.search(r"https?://\S+/confirm\?token=\S+", verification.get_content())
+    assert link
+    tab = open_tab(link.group(0), csp=csp)
+    tab.page.get_by_role("button", name="Confirm and send my request").click()
+    tab.page.get_by_text("Thank you. Your address is confirmed.").wait_for()
+    return tab
+
+
+def test_report_buttons_record_what_happened(
+    stack: LiveStack,
+    open_tab: OpenTab,
+    sent_mail: Callable[[], list],
+    table_items: Callable[[], list],
+    check_accessibility: Callable[..., None],
+    screenshot: Callable[..., object],  # type: ignore[type-arg]
+) -> None:
+    submit(stack, "buttons@example.org")
+    # CSP bypassed here only so that axe-core can be injected.
+    tab = confirm_in_browser(stack, open_tab, sent_mail, csp=False)
+    page = tab.page  # type: ignore[attr-defined]
+    assert page.url.startswith(f"{stack.api}/requests/")
+    check_accessibility(page)
+    screenshot(page, "api-status-buttons-en")
+    page.get_by_role("button", name="It asked me for a photo, ID or other information").click()
+    page.get_by_text("The follow-up is paused").wait_for()
+    assert page.locator("[data-status]").get_attribute("data-status") == "info_requested"
+    page.get_by_role("button", name="I sent it the information it asked for").click()
+    page.get_by_text("Thank you: the follow-up resumes.").wait_for()
+    page.get_by_role("button", name="It answered my request").click()
+    page.get_by_text("Thank you: we have noted that the organisation answered.").wait_for()
+    [stored] = [i for i in table_items() if i["record_type"] == "request"]
+    events = [entry["event"] for entry in stored["history"]]
+    assert events[-3:] == ["info_requested", "info_provided", "response_received"]
+    assert stored["status"] == "answered"
+
+
+def test_forget_button_deletes_the_supporters_data(
+    stack: LiveStack,
+    open_tab: OpenTab,
+    sent_mail: Callable[[], list],
+    table_items: Callable[[], list],  # type: ignore[type-arg]
+) -> None:
+    submit(stack, "forget.me@example.org")
+    tab = confirm_in_browser(stack, open_tab, sent_mail)
+    page = tab.page  # type: ignore[attr-defined]
+    status_url = page.url
+    page.get_by_role("button", name="Delete my data now").click()
+    page.get_by_role("heading", name="Your data has been deleted").wait_for()
+    assert "forget.me" not in json.dumps(table_items(), default=str)
+    page.goto(status_url)
+    assert page.get_by_role("heading", name="We cannot find this request").is_visible()
+    assert len([m for m in sent_mail() if TARGET in str(m["To"])]) == 1
