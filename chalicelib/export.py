@@ -240,21 +240,20 @@ class _Reader(Protocol):
 
 
 def _text_lines(stream: IO[bytes], compressed: bool) -> Iterator[str]:
-    """The lines of a data file, decompressed and decoded a chunk at a time."""
+    """The non-empty lines of a data file, decompressed a chunk at a time."""
     reader: _Reader = gzip.GzipFile(fileobj=stream, mode="rb") if compressed else stream
     rest = b""
     with contextlib.closing(reader):
         while chunk := reader.read(_CHUNK):
-            block = rest + chunk
-            cut = block.rfind(b"\n")
-            if cut < 0:
-                rest = block
-                continue
-            rest = block[cut + 1 :]
-            # A newline byte never occurs inside a UTF-8 sequence, so every
-            # block cut after one decodes on its own.
-            yield from block[:cut].decode("utf-8").split("\n")
-    if rest:
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            # Decoded line by line: a newline byte never occurs inside a
+            # UTF-8 sequence, and one accented name then cannot make the
+            # whole chunk a wider (slower) string.
+            for line in lines:
+                if line:
+                    yield line.decode("utf-8")
+    if rest.strip():
         yield rest.decode("utf-8")
 
 
@@ -296,8 +295,6 @@ def _records(export: Export, lean: bool, progress: Progress | None) -> Iterator[
         count = 0
         with export.location.open(path) as stream:
             for line in _text_lines(stream, compressed=path.endswith(".gz")):
-                if not line.strip():
-                    continue
                 count += 1
                 if progress is not None:
                     progress.advance()

@@ -13,13 +13,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path.cwd()))
 
-import app  # noqa: E402,F401  (the deployed app must import)
-from chalicelib import compose, letters  # noqa: E402
-from chalicelib.lifecycle import Status  # noqa: E402
-from chalicelib.models import RequestRecord  # noqa: E402
-from chalicelib.settings import get_settings  # noqa: E402
+import app
+from chalicelib import compose, letters
+from chalicelib.lifecycle import Status
+from chalicelib.models import RequestRecord
+from chalicelib.settings import get_settings
 
-assert letters.TEMPLATES_DIR == Path.cwd() / "templates", letters.TEMPLATES_DIR
+assert Path.cwd() / "templates" == letters.TEMPLATES_DIR, letters.TEMPLATES_DIR
 assert Path(app.__file__).parent == Path.cwd(), app.__file__
 
 settings = get_settings()
@@ -103,7 +103,9 @@ for name, context in pages.items():
         html = letters.render_page(name, language, {"campaign_website": "https://x", **context})
         assert f'lang="{language}"' in html
         rendered.append(name)
-runtime = {p.name for p in (Path.cwd() / "templates" / "pages").glob("*.html.j2")} - {"base.html.j2"}
+runtime = {p.name for p in (Path.cwd() / "templates" / "pages").glob("*.html.j2")} - {
+    "base.html.j2"
+}
 assert runtime == {f"{name}.html.j2" for name in pages}, runtime
 loaded = {name for _, name in letters.environment().cache or {}}
 shipped = {

@@ -230,7 +230,7 @@ def test_the_letter(client, sent_mail, table_items) -> None:  # type: ignore[no-
 
 def test_confirmation_to_the_supporter_has_status_link_and_deadline(client, sent_mail, table_items) -> None:  # type: ignore[no-untyped-def]
     submit_and_confirm(client, sent_mail)
-    verification, notice = addressed_to(sent_mail(), "Zoe.Cote@example.com")
+    _verification, notice = addressed_to(sent_mail(), "Zoe.Cote@example.com")
     [stored] = requests_in(table_items())
     due = date.fromisoformat(str(stored["due_date"]))
     months = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre"

@@ -159,11 +159,8 @@ def test_the_local_stage_allows_hundreds_of_submissions_a_minute(client) -> None
 class _Verifier(BaseHTTPRequestHandler):
     """A fake Turnstile siteverify endpoint on 127.0.0.1."""
 
-    seen: list[dict[str, list[str]]] = []
-
     def do_POST(self) -> None:
         form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
-        self.seen.append(form)
         ok = form.get("secret") == ["captcha-secret"] and form.get("response") == ["good-token"]
         payload = json.dumps({"success": ok}).encode()
         self.send_response(200)

@@ -398,9 +398,15 @@ class Observer:
         self.dynamodb = boto3.client("dynamodb")
         self.statuses: Counter[int] = STATUSES.setdefault(name, Counter())
         self.stored_ids: set[str] = set()
+        # The input that created each request: a later submission with the
+        # same address gets the same request back (the duplicate check), so
+        # a bad item is reported with the input that stored it.
+        self.origin: dict[str, str] = {}
+        self.last_input = ""
 
     def post(self, headers: dict[str, str], body: bytes) -> Any:
         RUNS[self.name] += 1
+        self.last_input = f"headers={headers!r} body={body[:400]!r}"
         response = self.client.http.post("/requests", headers=headers, body=body)
         self.statuses[response.status_code] += 1
         check_response(response, headers, body)
@@ -424,7 +430,11 @@ class Observer:
         assert set(reply) == {"id", "status"} and reply["status"] == "pending_verification", reply
         item = self.stored(reply["id"])
         if item is not None:
-            check_item(item)
+            origin = self.origin.setdefault(reply["id"], self.last_input)
+            try:
+                check_item(item)
+            except AssertionError as problem:
+                raise AssertionError(f"{problem}\nstored by the input {origin}") from None
             self.stored_ids.add(reply["id"])
         return item
 
