@@ -96,7 +96,7 @@ class Settings(BaseModel):
     send_rate_per_second: float = Field(default=1.0, gt=0, le=500)
     chase_grace_days: int = Field(default=14, ge=1, le=90)
     chase_final_days: int = Field(default=10, ge=1, le=60)
-    chase_lookback_days: int = Field(default=400, ge=1, le=2000)
+    chase_lookback_days: int = Field(default=60, ge=1, le=2000)
     chase_margin_seconds: int = Field(default=30, ge=1, le=600)
 
     # "inline": the API sends as soon as it can and queues only what SES
