@@ -141,7 +141,7 @@ def generate(folder: Path, items: int, files: int, seed: int = 5) -> None:
     for number in range(files):
         name = f"{rng.randbytes(10).hex()}.json.gz"
         first, last = number * per_file, min(items, (number + 1) * per_file)
-        with gzip.open(data / name, "wt", encoding="utf-8", compresslevel=1) as out:
+        with gzip.open(data / name, "wt", encoding="utf-8", compresslevel=6) as out:
             for index in range(first, last):
                 request_id = base64.urlsafe_b64encode(index.to_bytes(9, "big")).decode()
                 line = pool[index % POOL].replace("@ID@", request_id)

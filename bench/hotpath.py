@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -222,33 +223,35 @@ def one_round(bench: Bench, samples: Samples, calls: dict[str, Counter[str]]) ->
 
 # --- profile ------------------------------------------------------------------
 
-# (label, file suffix, function): cumulative time of these, per request.
+# (label, file suffix, functions): cumulative time of these, per request.
 COMPONENTS = [
     ("botocore calls (validate, serialise, sign, parse)", "botocore/client.py", "_make_api_call"),
     ("  of which SigV4 signing", "botocore/auth.py", "add_auth"),
     ("  of which response parsing", "botocore/parsers.py", "parse"),
     ("  of which endpoint resolution", "botocore/regions.py", "construct_endpoint"),
-    ("MIME build (email package)", "chalicelib/mail.py", "build"),
+    (
+        "composing messages (compose.py: Jinja + wordwrap)",
+        "chalicelib/compose.py",
+        "request_letter verification_email sent_notice",
+    ),
+    ("MIME build (mail.build: email headerregistry)", "chalicelib/mail.py", "build"),
     ("MIME as_bytes (serialising the message)", "email/message.py", "as_bytes"),
-    ("Jinja rendering (letters.py)", "chalicelib/letters.py", "render"),
-    ("letter/email composition (compose.py)", "chalicelib/compose.py", "request_letter"),
     ("form validation (pydantic, email-validator)", "chalicelib/models.py", "parse_submission"),
     ("deadline computation (holidays)", "chalicelib/deadlines.py", "deadline_for"),
-    ("item <-> record (store.py)", "chalicelib/store.py", "_to_record"),
-    ("record -> item (store.py)", "chalicelib/store.py", "_to_item"),
-    ("signed tokens (itsdangerous)", "chalicelib/tokens.py", "issue"),
-    ("token checks (itsdangerous)", "chalicelib/tokens.py", "check"),
+    ("item -> record (store._to_record)", "chalicelib/store.py", "_to_record"),
+    ("record -> item (store._to_item)", "chalicelib/store.py", "_to_item"),
+    ("signed tokens (itsdangerous)", "chalicelib/tokens.py", "issue check"),
     ("structured logs (powertools)", "aws_lambda_powertools/logging/logger.py", "info"),
-    ("HTML page rendering (views._page)", "chalicelib/views.py", "_page"),
     ("Client harness: env copy per call", "chalice/test.py", "_patched_env_vars"),
 ]
 
 
-def _cumulative(stats: pstats.Stats, suffix: str, function: str) -> float:
+def _cumulative(stats: pstats.Stats, suffix: str, functions: str) -> float:
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    wanted = set(functions.split())
     total = 0.0
     for (filename, _line, name), (_cc, _nc, _tt, cumulative, _callers) in raw.items():
-        if filename.endswith(suffix) and name == function:
+        if filename.endswith(suffix) and name in wanted:
             total += cumulative
     return total
 
@@ -279,48 +282,136 @@ def profile(bench: Bench, kind: str, rounds: int) -> str:
     return "\n".join(lines)
 
 
+def cpu_median(action: Callable[[], Any], repeat: int) -> float:
+    """Median CPU ms of one call (no profiler: cProfile inflates small calls)."""
+    samples = []
+    for _ in range(repeat):
+        start = time.thread_time_ns()
+        action()
+        samples.append((time.thread_time_ns() - start) / 1e6)
+    return common.percentile(samples, 50)
+
+
+def components(bench: Bench, repeat: int = 300) -> list[tuple[str, float]]:
+    """What the pieces of a submission and a confirmation cost, one by one."""
+    from chalicelib import aws, compose, deadlines, mail, models, store, tokens
+    from chalicelib.settings import get_settings
+
+    settings = get_settings()
+    request_id = bench.submit()
+    location = bench.confirm(request_id, bench.token(request_id, "confirm"))
+    assert location
+    record = store.get_request(request_id)
+    assert record is not None and record.sent_at is not None
+    sent_on = record.sent_at.date()
+    deadline = deadlines.deadline_for(sent_on, record.province)
+    letter = compose.request_letter(settings, record, sent_on, deadline.effective)
+    message = mail.build(letter)
+    raw = message.as_bytes()
+    table, key = settings.table_name, store.request_key(request_id)
+    data = json.loads(payload(7))
+    timings = [
+        ("DynamoDB GetItem (botocore, stubbed)", lambda: store.get_request(request_id)),
+        (
+            "DynamoDB UpdateItem (rate counter)",
+            lambda: store.count_hit("bench", 3600, time.time()),
+        ),
+        (
+            "DynamoDB PutItem (message map)",
+            lambda: store.remember_message("bench-message", request_id, "letter"),
+        ),
+        (
+            "SES SendEmail, raw letter",
+            lambda: aws.sesv2().send_email(
+                FromEmailAddress=settings.sender_email,
+                Destination={"ToAddresses": [settings.target_email]},
+                Content={"Raw": {"Data": raw}},
+            ),
+        ),
+        ("form validation (parse_submission)", lambda: models.parse_submission(data)),
+        ("compose verification email", lambda: compose.verification_email(settings, record)),
+        (
+            "compose request letter (Jinja, wordwrap)",
+            lambda: compose.request_letter(settings, record, sent_on, deadline.effective),
+        ),
+        ("compose sent notice", lambda: compose.sent_notice(settings, record)),
+        ("deadline_for (holidays)", lambda: deadlines.deadline_for(sent_on, record.province)),
+        ("mail.build(letter) (headerregistry)", lambda: mail.build(letter)),
+        ("letter as_bytes()", message.as_bytes),
+        ("tokens.issue", lambda: tokens.issue(request_id, tokens.Purpose.STATUS)),
+    ]
+    del table, key
+    result = [(label, cpu_median(action, repeat)) for label, action in timings]
+    bench.fake.items.clear()
+    return result
+
+
 # --- cold start -----------------------------------------------------------------
 
 COLD = """
-import json, os, sys, time
-start, cpu_start = time.perf_counter(), time.process_time()
+import json, sys, time
+clock = time.process_time
+marks = {{}}
+wall, cpu = time.perf_counter(), clock()
+def mark(name):
+    marks[name] = clock() - cpu
 sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
 from app import app
-imported = time.perf_counter()
-from chalicelib import aws
+mark("import app")
+from chalicelib import views
+mark("import views (first route)")
+import boto3
+mark("import boto3")
+from chalicelib import aws, tokens
 import common
 fake = common.InstantAWS()
-fake.install(aws.dynamodb(), aws.sesv2(), aws.ssm())
+for name in ("dynamodb", "sesv2", "ssm"):
+    fake.install(getattr(aws, name)())
+    mark(f"client {{name}}")
 class Context:
     function_name = "takeback-local"; memory_limit_in_mb = 512
     aws_request_id = "bench"; invoked_function_arn = "arn:aws:lambda:ca-central-1:0:function:x"
     def get_remaining_time_in_millis(self): return 30000
-def event(body):
-    headers = {{"content-type": "application/json", "accept": "application/json"}}
-    return {{
-        "resource": "/requests", "path": "/requests", "httpMethod": "POST",
-        "headers": headers, "multiValueHeaders": {{k: [v] for k, v in headers.items()}},
-        "queryStringParameters": None, "multiValueQueryStringParameters": None,
-        "pathParameters": None, "stageVariables": None, "isBase64Encoded": False,
-        "requestContext": {{"resourcePath": "/requests", "httpMethod": "POST", "stage": "api",
-            "path": "/api/requests", "requestId": "bench", "apiId": "bench",
+def call(method, resource, path, body="", query=None, params=None, content="application/json"):
+    accept = "application/json" if content == "application/json" else "text/html"
+    headers = {{"content-type": content, "accept": accept}}
+    event = {{
+        "resource": resource, "path": path, "httpMethod": method, "headers": headers,
+        "multiValueHeaders": {{k: [v] for k, v in headers.items()}},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {{k: [v] for k, v in query.items()}} if query else None,
+        "pathParameters": params, "stageVariables": None, "isBase64Encoded": False,
+        "requestContext": {{"resourcePath": resource, "httpMethod": method, "stage": "api",
+            "path": "/api" + path, "requestId": "bench", "apiId": "bench",
             "identity": {{"sourceIp": "203.0.113.7"}}}},
         "body": body,
     }}
+    return app(event, Context())
 body = {body!r}
-first = app(event(body), Context())
-done = time.perf_counter()
-first_cpu = time.process_time()
-second_start = time.perf_counter()
-again = app(event(body.replace("cold@", "warm@")), Context())
-second = time.perf_counter() - second_start
-assert first["statusCode"] == 202 and again["statusCode"] == 202, (first, again)
-print(json.dumps({{"import": imported - start, "first": done - start, "first_cpu": first_cpu - cpu_start,
-                  "second": second}}))
+first = call("POST", "/requests", "/requests", body)
+mark("first submission")
+wall_first = time.perf_counter() - wall
+assert first["statusCode"] == 202, first
+request_id = json.loads(first["body"])["id"]
+token = tokens.issue(request_id, tokens.Purpose.CONFIRM)
+path = f"/requests/{{request_id}}/confirm"
+resource = "/requests/{{request_id}}/confirm"
+params = {{"request_id": request_id}}
+page = call("GET", resource, path, None, {{"token": token}}, params)
+assert page["statusCode"] == 200, page
+mark("first confirm page")
+done = call("POST", resource, path, "", {{"token": token}}, params, "application/x-www-form-urlencoded")
+assert done["statusCode"] == 303, done
+mark("first confirmation")
+again = call("POST", "/requests", "/requests", body.replace("cold@", "warm@"))
+assert again["statusCode"] == 202, again
+mark("next submission (warm)")
+print(json.dumps({{"marks": marks, "wall_first": wall_first}}))
 """
 
 
-def cold_start(project: Path, runs: int) -> dict[str, float]:
+def cold_start(project: Path, runs: int) -> tuple[list[tuple[str, float]], float]:
+    """Median CPU ms of each step of a fresh process, and the first submission's wall ms."""
     env = {
         **os.environ,
         **local_stack.stage_environment(common.STAGE, project),
@@ -333,16 +424,23 @@ def cold_start(project: Path, runs: int) -> dict[str, float]:
     )
     results = []
     for _ in range(runs):
-        output = subprocess.run(
+        done = subprocess.run(
             [sys.executable, "-c", code],
             cwd=common.ROOT,
             env=env,
             capture_output=True,
             text=True,
-            check=True,
-        ).stdout
-        results.append(json.loads(output.strip().splitlines()[-1]))
-    return {key: common.percentile([r[key] for r in results], 50) * 1000 for key in results[0]}
+            check=False,
+        )
+        if done.returncode:
+            raise RuntimeError(f"cold start run failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    steps, previous = [], 0.0
+    for name in results[0]["marks"]:
+        cumulative = common.percentile([r["marks"][name] for r in results], 50) * 1000
+        steps.append((name, cumulative - previous))
+        previous = cumulative
+    return steps, common.percentile([r["wall_first"] for r in results], 50) * 1000
 
 
 # --- main -----------------------------------------------------------------------
@@ -358,7 +456,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="profile even when on target")
-    parser.add_argument("--profile-rounds", type=int, default=300)
+    parser.add_argument("--profile-rounds", type=int, default=100)
     args = parser.parse_args()
 
     load_before = os.getloadavg()[0]
@@ -387,20 +485,22 @@ def main() -> None:
                 for kind in ("submission", "confirmation")
                 if cpu[kind]["p50"] > TARGET_RATIO * base or cpu[kind]["p50"] >= TARGET_MS
             ]
+            pieces = components(bench)
             profiles = [
                 profile(bench, kind, args.profile_rounds)
                 for kind in ("submission", "confirmation")
                 if args.profile or kind in missed
             ]
         cold = cold_start(project, args.cold_runs)
-    report(args, figures, calls, cold, profiles, (load_before, os.getloadavg()[0]))
+    report(args, figures, calls, cold, pieces, profiles, (load_before, os.getloadavg()[0]))
 
 
 def report(
     args: argparse.Namespace,
     figures: dict[str, dict[str, dict[str, float]]],
     calls: dict[str, Counter[str]],
-    cold: dict[str, float],
+    cold: tuple[list[tuple[str, float]], float],
+    pieces: list[tuple[str, float]],
     profiles: list[str],
     load: tuple[float, float],
 ) -> None:
@@ -454,14 +554,32 @@ def report(
     for kind in ("baseline", "submission", "confirm page", "confirmation", "status page", "ses"):
         listed = ", ".join(f"{name} x{count}" for name, count in sorted(calls[kind].items()))
         print(f"  {kind:<13} {sum(calls[kind].values()):2d}: {listed}")
-    print(
-        f"cold start in a fresh interpreter, AWS instant (median of {args.cold_runs}): "
-        f"import app {cold['import']:.0f} ms; import + first submission {cold['first']:.0f} ms "
-        f"wall, {cold['first_cpu']:.0f} ms CPU; the next submission {cold['second']:.1f} ms"
+    steps, wall_first = cold
+    first = sum(
+        ms
+        for name, ms in steps[
+            : steps.index(next(x for x in steps if x[0] == "first submission")) + 1
+        ]
     )
+    print(
+        f"cold start in a fresh interpreter, AWS instant (CPU ms, median of {args.cold_runs} "
+        f"runs; each step after the one before):"
+    )
+    for name, ms in steps:
+        print(f"  {name:<28} {ms:7.1f} ms")
+    print(f"  start to first submission   {first:7.1f} ms CPU ({wall_first:.0f} ms wall)")
+    print("the pieces, one call at a time (CPU median):")
+    for label, value in pieces:
+        print(f"  {label:<44} {value:6.2f} ms")
     for text in profiles:
         print(text)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Exception:
+        # Powertools' logger replaces sys.excepthook with one that logs to
+        # the stream it was created with (here /dev/null): print it ourselves.
+        traceback.print_exc()
+        sys.exit(1)

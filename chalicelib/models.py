@@ -20,7 +20,7 @@ EMAIL_MAX = 254
 
 # Characters no personal name needs and that carry meaning in headers,
 # markup or templates. Apostrophes, hyphens, periods and spaces stay.
-_FORBIDDEN_IN_NAMES = frozenset('<>{}[]\\/@|=;:"`$%^*_~#&+!?')
+_FORBIDDEN_IN_NAMES = frozenset('<>{}[]\\/@|=;:"`$%^*_~#&+!?\ufffd')
 # Joiners are format characters that some scripts need inside names.
 _ALLOWED_FORMAT = frozenset("\u200c\u200d")
 

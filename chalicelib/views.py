@@ -23,7 +23,6 @@ from chalicelib.settings import get_settings
 MAX_BODY_BYTES = 16 * 1024
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
-ACCEPTED_TYPES = [JSON, FORM, "multipart/form-data", "text/plain"]
 
 View = Callable[..., Response]
 
@@ -113,23 +112,45 @@ def _errors(
     return Response(body={"errors": messages}, status_code=status)
 
 
+def _charset(request: Request) -> str | None:
+    """The body's declared charset (UTF-8 if none), or None if unknown."""
+    import codecs
+
+    for parameter in (request.headers.get("content-type") or "").split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            try:
+                return codecs.lookup(value.strip().strip('"')).name
+            except LookupError:
+                return None
+    return "utf-8"
+
+
 def _read_form(request: Request, media: str) -> dict[str, Any] | None:
-    """The submitted fields, or None when the body cannot be read."""
+    """The submitted fields, or None when the body cannot be read.
+
+    Text is decoded strictly in the declared charset: a byte that does not
+    decode is refused rather than stored as a replacement character.
+    """
+    charset = _charset(request)
+    if charset is None:
+        return None
     raw = request.raw_body or b""
     try:
-        text = raw if isinstance(raw, str) else raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if media == JSON:
-        try:
+        text = raw if isinstance(raw, str) else raw.decode(charset)
+        if media == JSON:
             data = json.loads(text)
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
-    try:
+            return data if isinstance(data, dict) else None
         # A field sent twice is ambiguous; the first value is the one typed.
-        pairs = parse_qs(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=50)
-    except ValueError:
+        pairs = parse_qs(
+            text,
+            keep_blank_values=True,
+            strict_parsing=bool(text),
+            max_num_fields=50,
+            encoding=charset,
+            errors="strict",
+        )
+    except (ValueError, RecursionError):  # malformed, or nested beyond reason
         return None
     return {name: values[0] for name, values in pairs.items()}
 
