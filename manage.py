@@ -108,7 +108,7 @@ def chase(args: argparse.Namespace) -> int:
 def build_page(args: argparse.Namespace) -> int:
     from tools import site
 
-    site.build(api_url=args.api_url, out=Path(args.out))
+    site.build(api_url=args.api_url, out=Path(args.out), stage=args.stage, site_url=args.site_url)
     print(f"campaign page built in {args.out}")
     return 0
 
@@ -152,6 +152,8 @@ def parser() -> argparse.ArgumentParser:
     page = commands.add_parser("build-page", help="build the static campaign page")
     page.add_argument("--api-url", required=True)
     page.add_argument("--out", required=True)
+    page.add_argument("--stage", default="local", help="whose campaign identity to show")
+    page.add_argument("--site-url", help="where the page will live (default: CAMPAIGN_WEBSITE)")
     page.set_defaults(handler=build_page)
     pkg = commands.add_parser("package", help="build the stage's CloudFormation template, checked")
     pkg.add_argument("--stage", default="prod")

@@ -34,6 +34,7 @@ import itertools
 import math
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -350,13 +351,21 @@ class Result:
     rcu: float
     query_kb: float
     calls: str
+    probe_ms: float
 
     @property
     def work_s(self) -> float:
         return self.run_s - self.query_s
 
+    @property
+    def flat_query_s(self) -> float:
+        """The run with every Query costing what it costs on a one-item table."""
+        return self.work_s + self.queries * self.probe_ms / 1000
 
-def timed_run(plan: Plan, dry_run: bool, label: str, populate_s: float, rss: float) -> Result:
+
+def timed_run(
+    plan: Plan, dry_run: bool, label: str, populate_s: float, rss: float, probe_ms: float
+) -> Result:
     from chalicelib import aws, chase
 
     calls = Calls()
@@ -410,7 +419,48 @@ def timed_run(plan: Plan, dry_run: bool, label: str, populate_s: float, rss: flo
             f"{name} {calls.count[name]}x {calls.seconds[name]:.2f}s"
             for name in sorted(calls.count, key=lambda name: -calls.seconds[name])
         ),
+        probe_ms=probe_ms,
     )
+
+
+def warm_up(plan: Plan) -> None:
+    """Pay one-off costs (imports, templates, the secret) before timing, at every size."""
+    from chalicelib import compose, mail
+    from chalicelib.settings import get_settings
+
+    settings = get_settings()
+    record = store._to_record(request_item(plan, 0))  # index 0 is always due
+    for make in (compose.follow_up_letter, compose.complaint_kit, compose.complaint_reminder):
+        mail.build(make(settings, record, plan.as_of))
+
+
+def probe_query_ms(plan: Plan) -> float:
+    """Median time of the chase's Query on a one-item table (same server and client).
+
+    moto's per-call cost without its walk over the table: the closest this
+    bench gets to a Query whose cost does not depend on the table's size.
+    """
+    from chalicelib import aws
+    from tools import local_stack
+
+    client = aws.dynamodb()
+    client.create_table(**local_stack.table_definition("bench-probe"))  # type: ignore[arg-type]
+    item = request_item(plan, 0)
+    client.put_item(TableName="bench-probe", Item=item)
+    query: dict[str, Any] = {
+        "TableName": "bench-probe",
+        "IndexName": store.CHASE_INDEX,
+        "KeyConditionExpression": "chase_on = :day",
+        "ExpressionAttributeValues": {":day": item["chase_on"]},
+        "Limit": 100,
+    }
+    samples = []
+    for _ in range(25):
+        start = time.perf_counter()
+        client.query(**query)
+        samples.append(time.perf_counter() - start)
+    client.delete_table(TableName="bench-probe")
+    return statistics.median(samples) * 1000
 
 
 def rss_mb(pid: int) -> float:
@@ -420,7 +470,9 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def bench_size(plan: Plan, modes: list[bool], threads: int, log: Path) -> Iterator[Result]:
+def bench_size(
+    plan: Plan, modes: list[bool], threads: int, log: Path, overrides: dict[str, str]
+) -> Iterator[Result]:
     from chalicelib import aws
     from tools import local_stack
 
@@ -433,6 +485,7 @@ def bench_size(plan: Plan, modes: list[bool], threads: int, log: Path) -> Iterat
             **local_stack.stage_environment(STAGE),
             "SEND_RATE_PER_SECOND": SEND_RATE,
             "OUTBOX_DIR": "",
+            **overrides,
         }
         local_stack.provision(endpoint, stage_env, secret=BENCH_SECRET)
         # What manage.py's use_stage does, pointed at this bench's moto.
@@ -443,10 +496,12 @@ def bench_size(plan: Plan, modes: list[bool], threads: int, log: Path) -> Iterat
         populate_s = populate(plan, endpoint, threads)
         rss = rss_mb(process.pid)
         print(f"  populated in {populate_s:.0f} s; moto RSS {rss:,.0f} MB", file=sys.stderr)
+        warm_up(plan)
+        probe_ms = probe_query_ms(plan)
         for dry_run in modes:
             label = "dry run" if dry_run else "send"
             print(f"  chase run ({label}) ...", file=sys.stderr)
-            yield timed_run(plan, dry_run, label, populate_s, rss)
+            yield timed_run(plan, dry_run, label, populate_s, rss, probe_ms)
         aws.reset()
 
 
@@ -461,6 +516,8 @@ def report(result: Result) -> None:
         f"  run time {result.run_s:.2f} s = Query calls {result.query_s:.2f} s "
         f"(moto walks the whole table per call) + the rest {result.work_s:.2f} s "
         f"(of which pacing sleep {result.pacing_s:.2f} s)\n"
+        f"  with a size-independent Query ({result.probe_ms:.1f} ms/call, measured on a "
+        f"one-item table): ~{result.flat_query_s:.2f} s\n"
         f"  AWS calls: {result.calls}",
         flush=True,
     )
@@ -473,10 +530,6 @@ def compare(small: Result, large: Result) -> None:
     growth = large.size / small.size
     per_query_small = small.query_s / max(small.queries, 1)
     per_query_large = large.query_s / max(large.queries, 1)
-    # Query time = a + b * size; a is the per-call cost without moto's table walk.
-    intercept = (per_query_small * large.size - per_query_large * small.size) / (
-        large.size - small.size
-    )
     print(
         f"[{large.label}] {large.size:,} vs {small.size:,} requests ({growth:.0f}x the table, "
         f"same {small.due:,} due):\n"
@@ -486,8 +539,10 @@ def compare(small: Result, large: Result) -> None:
         f"({ratio(small.run_s, large.run_s)}; moto's O(table) Query emulation included)\n"
         f"  without Query  {small.work_s:.2f} s -> {large.work_s:.2f} s "
         f"({ratio(small.work_s, large.work_s)}; the chase's own work)\n"
+        f"  flat Query     {small.flat_query_s:.2f} s -> {large.flat_query_s:.2f} s "
+        f"({ratio(small.flat_query_s, large.flat_query_s)}; without Query + calls x probe)\n"
         f"  per Query call {per_query_small * 1000:.1f} ms -> {per_query_large * 1000:.1f} ms "
-        f"(linear fit at size 0: {intercept * 1000:.1f} ms/call)\n"
+        f"on moto\n"
         f"  moto RSS       {small.moto_rss_mb:,.0f} MB -> {large.moto_rss_mb:,.0f} MB; "
         f"populate {small.populate_s:.0f} s -> {large.populate_s:.0f} s",
         flush=True,
@@ -501,6 +556,11 @@ def main() -> int:
     parser.add_argument("--due-days", type=int, default=10, help="past days the due ones span")
     parser.add_argument("--as-of", help="chase as if today were YYYY-MM-DD (default: today)")
     parser.add_argument("--threads", type=int, default=4, help="BatchWriteItem threads")
+    parser.add_argument(
+        "--lookback-days",
+        type=int,
+        help="set CHASE_LOOKBACK_DAYS (default: the stage's, 400; one Query per day)",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--send", dest="modes", action="store_const", const=[False])
     mode.add_argument("--dry-run", dest="modes", action="store_const", const=[True])
@@ -514,16 +574,20 @@ def main() -> int:
     if any(size < args.due for size in sizes) or args.due < 1 or args.due_days < 1:
         parser.error("every size must hold --due requests; --due and --due-days must be >= 1")
     os.chdir(ROOT)
+    overrides = {}
+    if args.lookback_days is not None:
+        overrides["CHASE_LOOKBACK_DAYS"] = str(args.lookback_days)
     log = Path(tempfile.gettempdir()) / f"bench-chase-moto-{os.getpid()}.log"
     print(
         f"chase benchmark as of {as_of}: due {args.due:,} over {args.due_days} days; "
-        f"SEND_RATE_PER_SECOND={SEND_RATE} (settings' max), no outbox; moto log {log}",
+        f"SEND_RATE_PER_SECOND={SEND_RATE} (settings' max), no outbox, "
+        f"CHASE_LOOKBACK_DAYS={args.lookback_days or 'stage default'}; moto log {log}",
         flush=True,
     )
     results: dict[bool, list[Result]] = defaultdict(list)
     for size in sizes:
         plan = Plan(size=size, due=args.due, due_days=args.due_days, as_of=as_of)
-        for result in bench_size(plan, modes, args.threads, log):
+        for result in bench_size(plan, modes, args.threads, log, overrides):
             report(result)
             results[result.label == "dry run"].append(result)
     for runs in results.values():

@@ -18,9 +18,9 @@ show what the history-skipping fast path buys.
 from __future__ import annotations
 
 import argparse
+import base64
 import gzip
 import hashlib
-import base64
 import json
 import random
 import resource
@@ -28,14 +28,35 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 POOL = 4096  # distinct item shapes; each line gets its own id and email
 
-FIRST = ["Zoë", "Émile", "Nadia", "François", "Aiyana", "Siobhán", "Jean-Noël", "Mei", "Olúwaseun", "Łukasz"]
-LAST = ["Côté-Lévesque", "Tremblay", "Nguyễn", "O'Brien", "Gagné", "Müller", "Singh", "Bélanger", "Smith"]
+FIRST = [
+    "Zoë",
+    "Émile",
+    "Nadia",
+    "François",
+    "Aiyana",
+    "Siobhán",
+    "Jean-Noël",
+    "Mei",
+    "Olúwaseun",
+    "Łukasz",
+]
+LAST = [
+    "Côté-Lévesque",
+    "Tremblay",
+    "Nguyễn",
+    "O'Brien",
+    "Gagné",
+    "Müller",
+    "Singh",
+    "Bélanger",
+    "Smith",
+]
 PROVINCES = ["AB", "BC", "MB", "NB", "NL", "NS", "NT", "NU", "ON", "PE", "QC", "SK", "YT"]
 PATHS = {
     "pending_verification": [],
@@ -43,15 +64,34 @@ PATHS = {
     "answered": ["verify", "claim_send", "letter_sent", "response_received"],
     "info_requested": ["verify", "claim_send", "letter_sent", "info_requested"],
     "kit_sent": [
-        "verify", "claim_send", "letter_sent", "claim_follow_up", "follow_up_sent",
-        "claim_kit", "kit_sent",
+        "verify",
+        "claim_send",
+        "letter_sent",
+        "claim_follow_up",
+        "follow_up_sent",
+        "claim_kit",
+        "kit_sent",
     ],
     "closed": [
-        "verify", "claim_send", "letter_sent", "claim_follow_up", "follow_up_sent",
-        "claim_kit", "kit_sent", "claim_reminder", "reminder_sent",
+        "verify",
+        "claim_send",
+        "letter_sent",
+        "claim_follow_up",
+        "follow_up_sent",
+        "claim_kit",
+        "kit_sent",
+        "claim_reminder",
+        "reminder_sent",
     ],
 }
-WEIGHTS = {"pending_verification": 5, "sent": 20, "answered": 10, "info_requested": 5, "kit_sent": 30, "closed": 30}
+WEIGHTS = {
+    "pending_verification": 5,
+    "sent": 20,
+    "answered": 10,
+    "info_requested": 5,
+    "kit_sent": 30,
+    "closed": 30,
+}
 
 
 def _s(value: str) -> dict[str, str]:
@@ -136,7 +176,8 @@ def generate(folder: Path, items: int, files: int, seed: int = 5) -> None:
     data = folder / "data"
     data.mkdir(parents=True)
     export_id = "01767225600000-bench000"
-    manifest = []
+    manifest: list[dict[str, object]] = []
+    sizes = 0
     per_file = -(-items // files)
     for number in range(files):
         name = f"{rng.randbytes(10).hex()}.json.gz"
@@ -147,6 +188,7 @@ def generate(folder: Path, items: int, files: int, seed: int = 5) -> None:
                 line = pool[index % POOL].replace("@ID@", request_id)
                 out.write(line.replace("@EMAIL@", f"supporter{index}@example.org") + "\n")
         digest = base64.b64encode(hashlib.md5((data / name).read_bytes()).digest()).decode()
+        sizes += (data / name).stat().st_size
         manifest.append(
             {
                 "itemCount": last - first,
@@ -172,7 +214,7 @@ def generate(folder: Path, items: int, files: int, seed: int = 5) -> None:
         "s3SseAlgorithm": "AES256",
         "s3SseKmsKeyId": None,
         "manifestFilesS3Key": f"exports/AWSDynamoDB/{export_id}/manifest-files.json",
-        "billedSizeBytes": sum((data / entry["dataFileS3Key"].rsplit("/", 1)[1]).stat().st_size for entry in manifest),
+        "billedSizeBytes": sizes,
         "itemCount": items,
         "outputFormat": "DYNAMODB_JSON",
         "exportType": "FULL_EXPORT",
@@ -195,7 +237,17 @@ def run(folder: str, out: str, lean: bool) -> None:
     with export.open_csv(Path(out)) as handle:
         count = export.write_csv(export.rows(export.read(folder, lean=lean)), handle)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(json.dumps({"rows": count, "wall": wall, "cpu": cpu, "rss_before": before, "rss_peak": _maxrss_mb()}))
+    print(
+        json.dumps(
+            {
+                "rows": count,
+                "wall": wall,
+                "cpu": cpu,
+                "rss_before": before,
+                "rss_peak": _maxrss_mb(),
+            }
+        )
+    )
 
 
 def timed(folder: Path, lean: bool) -> dict[str, float]:
@@ -203,7 +255,9 @@ def timed(folder: Path, lean: bool) -> dict[str, float]:
     mode = "--lean" if lean else "--plain"
     result = subprocess.run(
         [sys.executable, __file__, "--run", str(folder), str(out), mode],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     figures: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
     figures["csv_mb"] = out.stat().st_size / 1e6
@@ -224,10 +278,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=8)
-    parser.add_argument("--compare", action="store_true", help="also time the plain json.loads path")
+    parser.add_argument(
+        "--compare", action="store_true", help="also time the plain json.loads path"
+    )
     parser.add_argument("--keep", help="generate into (or reuse) this folder and keep it")
     parser.add_argument("--run", nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument("--lean", dest="lean", action="store_true", default=True, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--lean", dest="lean", action="store_true", default=True, help=argparse.SUPPRESS
+    )
     parser.add_argument("--plain", dest="lean", action="store_false", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
@@ -240,7 +298,9 @@ def main() -> None:
             start = time.perf_counter()
             generate(folder, args.items, args.files)
             size = sum(path.stat().st_size for path in (folder / "data").iterdir()) / 1e6
-            print(f"generated {args.items:,} items ({size:.0f} MB gzipped) in {time.perf_counter() - start:.0f} s")
+            print(
+                f"generated {args.items:,} items ({size:.0f} MB gzipped) in {time.perf_counter() - start:.0f} s"
+            )
         fast = timed(folder, lean=True)
         report("export (fast path)", fast)
         if args.compare:

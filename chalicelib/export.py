@@ -123,8 +123,13 @@ class _S3:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._key(name))
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NoSuchBucket"):
-                raise ExportError(f"s3://{self.bucket}/{self._key(name)} not found") from None
+            code = exc.response["Error"]["Code"]
+            where = f"s3://{self.bucket}/{self._key(name)}"
+            if code in ("NoSuchKey", "404", "NoSuchBucket"):
+                raise ExportError(f"{where} not found") from None
+            if code in ("AccessDenied", "403"):
+                # Without s3:ListBucket, S3 answers a missing key with 403 too.
+                raise ExportError(f"{where}: access denied (or missing)") from None
             raise
 
     def read_bytes(self, name: str) -> bytes:
@@ -192,9 +197,9 @@ def _time(value: object) -> datetime | None:
 
 def _data_path(key: str) -> str:
     # dataFileS3Key is the object's key in the bucket it was exported to;
-    # what follows "data/" also holds in a copy downloaded elsewhere.
-    cut = key.rfind("data/")
-    return key[cut:] if cut >= 0 else key.rsplit("/", 1)[-1]
+    # its "data/<file>" end also holds in a copy downloaded or moved elsewhere.
+    folder, _, name = key.rpartition("/")
+    return f"data/{name}" if folder == "data" or folder.endswith("/data") else name
 
 
 def open_export(uri: str) -> Export:
@@ -212,14 +217,18 @@ def open_export(uri: str) -> Export:
         raise ExportError(f"no {_MANIFEST_SUMMARY} in {location}{hint}") from None
     output_format = summary.get("outputFormat", "DYNAMODB_JSON")
     if output_format != "DYNAMODB_JSON":
-        raise ExportError(f"{location}: {output_format} exports are not supported; export as DynamoDB JSON")
+        raise ExportError(
+            f"{location}: {output_format} exports are not supported; export as DynamoDB JSON"
+        )
     incremental = summary.get("exportType") == "INCREMENTAL_EXPORT"
     files = []
     for line in location.read_bytes(_MANIFEST_FILES).decode("utf-8").splitlines():
         if line.strip():
             entry = json.loads(line)
             count = entry.get("itemCount")
-            files.append((_data_path(entry["dataFileS3Key"]), int(count) if count is not None else None))
+            files.append(
+                (_data_path(entry["dataFileS3Key"]), int(count) if count is not None else None)
+            )
     count = summary.get("itemCount")
     return Export(
         location=location,
@@ -256,7 +265,9 @@ def _chunks(stream: IO[bytes], compressed: bool) -> Iterator[bytes]:
                 inflater = zlib.decompressobj(wbits=31)
                 fed = False
     if fed:
-        raise ExportError("a data file ends in the middle of its gzip stream (incomplete download?)")
+        raise ExportError(
+            "a data file ends in the middle of its gzip stream (incomplete download?)"
+        )
 
 
 def _text_lines(stream: IO[bytes], compressed: bool) -> Iterator[str]:
@@ -304,21 +315,23 @@ def parse_line(line: str, lean: bool = False) -> Any:
     """
     if lean:
         start = line.find(_HISTORY)
-        if start > 0:
-            end = line.find("]}", start) + 2
-            if end > 1:
-                if line[start - 1] == ",":
-                    start -= 1
-                elif line[end : end + 1] == ",":
-                    end += 1
-                try:
-                    return _parse(line[:start] + line[end:])
-                except ValueError:
-                    pass
+        close = line.find("]}", start) if start > 0 else -1
+        if close > 0:
+            end = close + 2
+            if line[start - 1] == ",":
+                start -= 1
+            elif line[end : end + 1] == ",":
+                end += 1
+            try:
+                return _parse(line[:start] + line[end:])
+            except ValueError:
+                pass
     return _parse(line)
 
 
-def _lines(export: Export, path: str, expected: int | None, progress: Progress | None) -> Iterator[str]:
+def _lines(
+    export: Export, path: str, expected: int | None, progress: Progress | None
+) -> Iterator[str]:
     """The lines of one data file, checked against the manifest's count."""
     count = 0
     with export.location.open(path) as stream:
@@ -341,10 +354,10 @@ def _key_text(keys: Item) -> str:
 def _full_items(export: Export, lean: bool, progress: Progress | None) -> Iterator[Item]:
     for path, expected in export.files:
         for line in _lines(export, path, expected, progress):
-            item = parse_line(line, lean).get("Item")
-            if item is None:
+            record = parse_line(line, lean)
+            if not isinstance(record, dict) or not isinstance(record.get("Item"), dict):
                 raise ExportError(f"{export.location}/{path}: a full export's line has no 'Item'")
-            yield item
+            yield record["Item"]
 
 
 def _changes(export: Export, progress: Progress | None) -> Iterator[tuple[Item, Item | None]]:
@@ -352,10 +365,9 @@ def _changes(export: Export, progress: Progress | None) -> Iterator[tuple[Item, 
     for path, expected in export.files:
         for line in _lines(export, path, expected, progress):
             record = parse_line(line)
-            keys = record.get("Keys")
-            if keys is None:
+            if not isinstance(record, dict) or not isinstance(record.get("Keys"), dict):
                 raise ExportError(f"{export.location}/{path}: an incremental record has no 'Keys'")
-            yield keys, record.get("NewImage")
+            yield record["Keys"], record.get("NewImage")
 
 
 def _plan(exports: list[Export], warn: Callable[[str], None]) -> tuple[Export | None, list[Export]]:
@@ -428,7 +440,7 @@ def table_items(progress: Progress | None = None) -> Iterator[Item]:
         for item in page.get("Items", []):
             if progress is not None:
                 progress.advance()
-            yield dict(item)
+            yield item
         if "LastEvaluatedKey" not in page:
             return
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -626,7 +638,9 @@ def write_csv(cells: Iterable[list[str]], out: TextIO, batch: int = 2048) -> int
 # --- Records (for the statistics) ---------------------------------------------
 
 
-def records(items: Iterable[Item], warn: Callable[[str], None] = _ignore) -> Iterator[RequestRecord]:
+def records(
+    items: Iterable[Item], warn: Callable[[str], None] = _ignore
+) -> Iterator[RequestRecord]:
     """Request records, decoded exactly as the application decodes them."""
     from chalicelib import store
 

@@ -241,7 +241,9 @@ def collect(
         if record.info_requested_at is not None:
             figures.info_requested += 1
         if record.answered_at is not None:
-            days = (record.answered_at.astimezone(UTC).date() - record.sent_at.astimezone(UTC).date()).days
+            days = (
+                record.answered_at.astimezone(UTC).date() - record.sent_at.astimezone(UTC).date()
+            ).days
             figures.answer_days[max(days, 0)] += 1
     return figures
 
@@ -303,7 +305,7 @@ def figures_json(records: Iterable[RequestRecord], today: date | None = None) ->
 
 def _table(title: str, rows: Iterable[tuple[str, object]]) -> list[str]:
     lines = [title]
-    lines.extend(f"  {name:<28} {value}" for name, value in rows)
+    lines.extend(f"  {name:<32} {value}" for name, value in rows)
     return lines
 
 
@@ -360,7 +362,7 @@ def render_text(figures: Figures) -> str:
             ("letters failed", figures.failed_letters),
             ("letters bounced", figures.letters_bounced),
             ("in a claimed status", figures.claimed),
-            (f"claimed for over {STUCK_AFTER}", figures.stuck_claims),
+            (f"claimed for over {STUCK_AFTER.total_seconds() / 3600:g} h", figures.stuck_claims),
         ],
     )
     if figures.stuck_claims:

@@ -101,7 +101,7 @@ def weekly_chart(per_week: dict[date, Counter[str]]) -> str:
     left, right, top, bottom = 52, 12, 12, 44
     plot_w, plot_h = width - left - right, height - top - bottom
     step = _nice_step(max(totals))
-    y_max = step * math.ceil(max(max(totals), 1) / step)
+    y_max = step * math.ceil(max(*totals, 1) / step)
     slot = plot_w / len(weeks)
     bar = max(min(slot * 0.8, 48), 1)
 
@@ -154,7 +154,7 @@ def answered_chart(outcomes: Counter[str]) -> str:
     width, height, left, right = 720, 70, 0, 0
     parts = [
         f'<svg viewBox="0 0 {width} {height}" role="img" aria-labelledby="answered-title answered-desc">',
-        "<title id=\"answered-title\">Answered against ignored</title>",
+        '<title id="answered-title">Answered against ignored</title>',
         f'<desc id="answered-desc">Of {_n(decided)} letters answered, refused or past their '
         "deadline; the figures are in the table below.</desc>",
     ]
@@ -195,7 +195,7 @@ def _count_table(caption: str, rows: list[tuple[str, int]], whole: int | None = 
         + "</tr>"
         for name, count in rows
     )
-    return f"<table><caption class=\"note\">{escape(caption)}</caption>{head}{body}</table>"
+    return f'<table><caption class="note">{escape(caption)}</caption>{head}{body}</table>'
 
 
 def _weekly_table(per_week: dict[date, Counter[str]]) -> str:

@@ -380,3 +380,12 @@ def test_pages_escape_what_they_show(client) -> None:  # type: ignore[no-untyped
     page = response.body.decode()
     assert response.status_code == 422
     assert "<script>" not in page and "<b>" not in page
+
+
+def test_without_verification_the_letter_goes_at_once(make_client, sent_mail, table_items) -> None:  # type: ignore[no-untyped-def]
+    client = make_client(VERIFICATION_REQUIRED="false")
+    response = post_json(client, "/requests", SUPPORTER)
+    assert response.status_code == 202
+    assert body(response)["status"] == "sent"
+    assert len(addressed_to(sent_mail(), TARGET)) == 1
+    assert not any("/confirm?token=" in text(m) for m in sent_mail())

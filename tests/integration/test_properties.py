@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.models import PROVINCES, RequestRecord, parse_submission
@@ -590,6 +590,11 @@ def report_counts() -> Iterator[None]:
 def test_arbitrary_json(observer: Observer, table_items: Any) -> None:
     @PROPERTY_SETTINGS
     @given(body=json_bodies, accept=st.sampled_from([JSON, "text/html", "*/*", ""]))
+    # Always tried, whatever Hypothesis draws: nesting deeper than the JSON
+    # parser's recursion limit, and a number longer than int() converts.
+    @example(body=b"[" * 5000, accept=JSON)
+    @example(body=b'{"a":' * 3000, accept="text/html")
+    @example(body=b'{"first_name": ' + b"9" * 5000 + b"}", accept=JSON)
     def post_json(body: bytes, accept: str) -> None:
         response = observer.post({"content-type": JSON, "accept": accept}, body)
         if response.status_code == 202:
@@ -631,6 +636,9 @@ def test_json_objects_match_the_model(observer: Observer, table_items: Any) -> N
     check_table(table_items(), observer.stored_ids)
 
 
+LATIN1_FORM = b"first_name=Zo%EB&last_name=C%F4t%E9&email=zoe.latin1%40example.org"
+
+
 def test_arbitrary_form_bodies(observer: Observer, table_items: Any) -> None:
     @PROPERTY_SETTINGS
     @given(
@@ -639,6 +647,15 @@ def test_arbitrary_form_bodies(observer: Observer, table_items: Any) -> None:
             [FORM, FORM + "; charset=UTF-8", FORM + "; charset=iso-8859-1"]
         ),
         accept=st.sampled_from([JSON, "text/html", "", "*/*"]),
+    )
+    # A page in windows-1252 posting "Zoë Côté" without saying so, and saying so;
+    # and the same name as raw Latin-1 bytes.
+    @example(body=LATIN1_FORM, content_type=FORM, accept=JSON)
+    @example(body=LATIN1_FORM, content_type=FORM + "; charset=iso-8859-1", accept=JSON)
+    @example(
+        body="first_name=Zoë&last_name=Côté&email=raw@example.org".encode("latin-1"),
+        content_type=FORM,
+        accept=JSON,
     )
     def post_form(body: bytes, content_type: str, accept: str) -> None:
         response = observer.post({"content-type": content_type, "accept": accept}, body)
@@ -653,6 +670,10 @@ def test_arbitrary_form_bodies(observer: Observer, table_items: Any) -> None:
 def test_arbitrary_headers(observer: Observer, table_items: Any) -> None:
     @PROPERTY_SETTINGS
     @given(headers=header_sets, body=any_bodies)
+    # Types outside the old route list once got Chalice's 415 without "errors".
+    @example(headers={"content-type": ""}, body=b"{}")
+    @example(headers={"content-type": "application/xml", "accept": JSON}, body=b"<a/>")
+    @example(headers={"content-type": "text/plain; charset=utf-8"}, body=b"hi")
     def post_anything(headers: dict[str, str], body: bytes) -> None:
         response = observer.post(headers, body)
         if response.status_code == 202:
