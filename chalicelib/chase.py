@@ -150,15 +150,12 @@ def _advance(
 ) -> None:
     stage = next_stage(record, as_of)
     if stage == "follow_up":
-        record_or_none = _follow_up(settings, record, as_of, pacer, summary)
-        if record_or_none is None:
+        followed_up = run_stage(FOLLOW_UP, settings, record, as_of, pacer, summary)
+        if followed_up is None:
             return
-        record = record_or_none
-        stage = "kit"
-    if stage == "kit":
-        send_kit(settings, record, as_of, pacer, summary)
-    elif stage == "reminder":
-        _reminder(settings, record, as_of, pacer, summary)
+        record, stage = followed_up, "kit"  # the kit goes out in the same run
+    if stage in STAGES:
+        run_stage(STAGES[stage], settings, record, as_of, pacer, summary)
 
 
 def _send(
@@ -203,91 +200,78 @@ def _claim(request_id: str, event: Event, summary: Summary) -> RequestRecord | N
         return None
 
 
-def _follow_up(
-    settings: Settings, record: RequestRecord, as_of: date, pacer: Pacer, summary: Summary
-) -> RequestRecord | None:
-    claimed = _claim(record.request_id, Event.CLAIM_FOLLOW_UP, summary)
-    if claimed is None:
-        return None
-    letter = compose.follow_up_letter(settings, claimed, as_of)
-    sent = _send(
-        record.request_id,
-        Event.CLAIM_FOLLOW_UP,
-        letter,
-        pacer,
-        Event.FOLLOW_UP_DEFERRED,
-        {"chase_on": record.chase_on},
-    )
-    if sent is None:
-        # The organisation's address rejected the letter: the supporter
-        # still gets the kit, and organisers see the failure reason.
-        summary.failed += 1
-    else:
-        summary.followed_up += 1
-    return store.apply(
-        record.request_id,
-        Event.FOLLOW_UP_SENT,
-        now(),
-        {
-            "followed_up_on": as_of if sent else None,
-            "follow_up_message_id": sent.message_id if sent else None,
-            "failure_reason": None if sent else "follow-up rejected by SES",
-            "chase_on": as_of,
-        },
-    )
+@dataclass(frozen=True)
+class Stage:
+    """One step of the chase: its claim, its email, and what it records."""
+
+    claim: Event
+    done: Event
+    counter: str
+    message: Callable[[Settings, RequestRecord, date], mail.Outgoing]
+    deferred: Callable[[RequestRecord], Event]
+    recorded: Callable[[Settings, date, mail.Sent | None], dict[str, object]]
 
 
-def send_kit(
-    settings: Settings, record: RequestRecord, as_of: date, pacer: Pacer, summary: Summary
-) -> None:
-    claimed = _claim(record.request_id, Event.CLAIM_KIT, summary)
-    if claimed is None:
-        return
-    deferred = Event.REFUSAL_KIT_DEFERRED if claimed.refused_at else Event.KIT_DEFERRED
-    sent = _send(
-        record.request_id,
-        Event.CLAIM_KIT,
-        compose.complaint_kit(settings, claimed, as_of),
-        pacer,
-        deferred,
-        {"chase_on": record.chase_on},
-    )
-    if sent is None:
-        summary.failed += 1
-    else:
-        summary.kits += 1
-    store.apply(
-        record.request_id,
-        Event.KIT_SENT,
-        now(),
-        {
+FOLLOW_UP = Stage(
+    claim=Event.CLAIM_FOLLOW_UP,
+    done=Event.FOLLOW_UP_SENT,
+    counter="followed_up",
+    message=compose.follow_up_letter,
+    deferred=lambda _: Event.FOLLOW_UP_DEFERRED,
+    # Whether or not the organisation's address took the letter, the kit
+    # follows at once; a rejection is kept for organisers to see.
+    recorded=lambda _, as_of, sent: {
+        "followed_up_on": as_of if sent else None,
+        "follow_up_message_id": sent.message_id if sent else None,
+        "failure_reason": None if sent else "follow-up rejected by SES",
+        "chase_on": as_of,
+    },
+)
+STAGES = {
+    "kit": Stage(
+        claim=Event.CLAIM_KIT,
+        done=Event.KIT_SENT,
+        counter="kits",
+        message=compose.complaint_kit,
+        deferred=lambda r: Event.REFUSAL_KIT_DEFERRED if r.refused_at else Event.KIT_DEFERRED,
+        recorded=lambda settings, as_of, sent: {
             "kit_sent_on": as_of if sent else None,
             "chase_on": as_of + timedelta(days=settings.chase_grace_days),
         },
-    )
+    ),
+    "reminder": Stage(
+        claim=Event.CLAIM_REMINDER,
+        done=Event.REMINDER_SENT,
+        counter="reminders",
+        message=compose.complaint_reminder,
+        deferred=lambda _: Event.REMINDER_DEFERRED,
+        recorded=lambda _, as_of, sent: {"reminder_sent_on": as_of if sent else None},
+    ),
+}
 
 
-def _reminder(
-    settings: Settings, record: RequestRecord, as_of: date, pacer: Pacer, summary: Summary
-) -> None:
-    claimed = _claim(record.request_id, Event.CLAIM_REMINDER, summary)
+def run_stage(
+    stage: Stage,
+    settings: Settings,
+    record: RequestRecord,
+    as_of: date,
+    pacer: Pacer,
+    summary: Summary,
+) -> RequestRecord | None:
+    """Claim, send and record one stage; None if another run had claimed it."""
+    claimed = _claim(record.request_id, stage.claim, summary)
     if claimed is None:
-        return
+        return None
     sent = _send(
         record.request_id,
-        Event.CLAIM_REMINDER,
-        compose.complaint_reminder(settings, claimed, as_of),
+        stage.claim,
+        stage.message(settings, claimed, as_of),
         pacer,
-        Event.REMINDER_DEFERRED,
+        stage.deferred(claimed),
         {"chase_on": record.chase_on},
     )
     if sent is None:
         summary.failed += 1
     else:
-        summary.reminders += 1
-    store.apply(
-        record.request_id,
-        Event.REMINDER_SENT,
-        now(),
-        {"reminder_sent_on": as_of if sent else None},
-    )
+        setattr(summary, stage.counter, getattr(summary, stage.counter) + 1)
+    return store.apply(record.request_id, stage.done, now(), stage.recorded(settings, as_of, sent))

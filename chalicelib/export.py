@@ -270,22 +270,6 @@ def _chunks(stream: IO[bytes], compressed: bool) -> Iterator[bytes]:
         )
 
 
-def _text_lines(stream: IO[bytes], compressed: bool) -> Iterator[str]:
-    """The non-empty lines of a data file, decompressed a chunk at a time."""
-    rest = b""
-    for chunk in _chunks(stream, compressed):
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        # Decoded line by line: a newline byte never occurs inside a UTF-8
-        # sequence, and one accented name cannot make a whole chunk a wider
-        # (slower) string.
-        for line in lines:
-            if line:
-                yield line.decode("utf-8")
-    if rest.strip():
-        yield rest.decode("utf-8")
-
-
 _HISTORY = '"history":{"L":['
 _loads = json.JSONDecoder().decode
 # typeshed types make_scanner's argument as a scanner; it takes the decoder.
@@ -332,14 +316,25 @@ def parse_line(line: str, lean: bool = False) -> Any:
 def _lines(
     export: Export, path: str, expected: int | None, progress: Progress | None
 ) -> Iterator[str]:
-    """The lines of one data file, checked against the manifest's count."""
+    """The non-empty lines of one data file, checked against the manifest's count."""
     count = 0
+    rest = b""
     with export.location.open(path) as stream:
-        for line in _text_lines(stream, compressed=path.endswith(".gz")):
-            count += 1
-            if progress is not None:
-                progress.advance()
-            yield line
+        for chunk in _chunks(stream, compressed=path.endswith(".gz")):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            # Decoded line by line: a newline byte never occurs inside a UTF-8
+            # sequence, and one accented name cannot make a whole chunk a
+            # wider (slower) string.
+            for line in lines:
+                if line:
+                    count += 1
+                    if progress is not None:
+                        progress.advance()
+                    yield line.decode("utf-8")
+    if rest.strip():
+        count += 1
+        yield rest.decode("utf-8")
     if expected is not None and count != expected:
         raise ExportError(
             f"{export.location}/{path} holds {count} items but the manifest says "
@@ -351,13 +346,24 @@ def _key_text(keys: Item) -> str:
     return json.dumps(keys, sort_keys=True, separators=(",", ":"))
 
 
-def _full_items(export: Export, lean: bool, progress: Progress | None) -> Iterator[Item]:
+def _full_items(
+    export: Export, lean: bool, progress: Progress | None, now: float
+) -> Iterator[Item]:
+    """A full export's live requests (the filter inlined: once per item)."""
     for path, expected in export.files:
         for line in _lines(export, path, expected, progress):
-            record = parse_line(line, lean)
-            if not isinstance(record, dict) or not isinstance(record.get("Item"), dict):
+            try:
+                item = parse_line(line, lean)["Item"]
+            except (KeyError, TypeError):
+                item = None
+            if not isinstance(item, dict):
                 raise ExportError(f"{export.location}/{path}: a full export's line has no 'Item'")
-            yield record["Item"]
+            kind = item.get("record_type")
+            if kind is None or kind.get("S") != REQUEST_TYPE:
+                continue
+            expires = item.get("expires_at")
+            if expires is None or float(expires["N"]) > now:
+                yield item
 
 
 def _changes(export: Export, progress: Progress | None) -> Iterator[tuple[Item, Item | None]]:
@@ -394,8 +400,13 @@ def _plan(exports: list[Export], warn: Callable[[str], None]) -> tuple[Export | 
 
 
 def _export_items(
-    uris: Sequence[str], lean: bool, progress: Progress | None, warn: Callable[[str], None]
+    uris: Sequence[str],
+    lean: bool,
+    progress: Progress | None,
+    warn: Callable[[str], None],
+    now: float,
 ) -> Iterator[Item]:
+    """The live requests of a full export with incremental changes applied."""
     exports = [open_export(uri) for uri in uris]
     base, increments = _plan(exports, warn)
     if progress is not None:
@@ -408,19 +419,23 @@ def _export_items(
         for keys, new in _changes(export, progress):
             key_names = key_names or tuple(sorted(keys))
             overlay[_key_text(keys)] = new
-    if base is not None:
-        for item in _full_items(base, lean, progress):
+    if base is not None and not overlay:
+        yield from _full_items(base, lean, progress, now)
+    elif base is not None:
+        # A change to an item the filter left out (a lock, an expired
+        # request) stays in the overlay and is judged below.
+        for item in _full_items(base, lean, progress, now):
             if overlay:  # empty once every change has met its item: skip the keys
                 key = _key_text({name: item[name] for name in key_names if name in item})
                 if key in overlay:
                     changed = overlay.pop(key)
-                    if changed is not None:
+                    if changed is not None and is_live_request(changed, now):
                         yield changed
                     continue
             yield item
     # Items the increments created (or changed, when there is no full export).
     for changed in overlay.values():
-        if changed is not None:
+        if changed is not None and is_live_request(changed, now):
             yield changed
 
 
@@ -472,19 +487,13 @@ def read(
     uris = [part.strip() for part in source.split(",") if part.strip()]
     if not uris:
         raise ExportError("no source given")
-    if TABLE in uris:
-        if len(uris) > 1:
-            raise ExportError("'table' cannot be combined with exports")
-        items = table_items(progress)
-    else:
-        items = _export_items(uris, lean, progress, warn)
-    for item in items:
-        # is_live_request, inlined: this loop runs once per exported item.
-        kind = item.get("record_type")
-        if kind is None or kind.get("S") != REQUEST_TYPE:
-            continue
-        expires = item.get("expires_at")
-        if expires is None or float(expires["N"]) > moment:
+    if TABLE not in uris:
+        yield from _export_items(uris, lean, progress, warn, moment)
+        return
+    if len(uris) > 1:
+        raise ExportError("'table' cannot be combined with exports")
+    for item in table_items(progress):
+        if is_live_request(item, moment):
             yield item
 
 
@@ -600,7 +609,10 @@ def rows(
     for item in items:
         if consented_only and not consented(item):
             continue
-        yield row(item, day)
+        try:
+            yield _row(item, day)  # row(), without a call level: once per item
+        except KeyError:
+            yield row(item, day)
 
 
 def write_csv(cells: Iterable[list[str]], out: TextIO, batch: int = 2048) -> int:

@@ -97,6 +97,8 @@ def report(request_id: str, kind: Event) -> RequestRecord:
         # If SES is busy the request stays refused and due today: the next
         # chase run sends the kit.
         with contextlib.suppress(chase.Throttled):
-            chase.send_kit(settings, updated, today, chase.Pacer(1000), summary)
+            chase.run_stage(
+                chase.STAGES["kit"], settings, updated, today, chase.Pacer(1000), summary
+            )
         return store.get_request(request_id) or updated
     return updated

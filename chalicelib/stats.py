@@ -46,8 +46,9 @@ OUTCOMES = (
 )
 CHASE_STAGES = ("none", "follow_up", "complaint_kit", "reminder", "closed")
 
-# Statuses the chase only reaches once the deadline has passed unanswered:
-# whatever the dates say, these requests are past the deadline.
+# Statuses the chase reaches only once the deadline has passed unanswered
+# (or after a refusal, which outcome() counts as a refusal first): whatever
+# the dates say, these requests are past their deadline.
 _DEEMED_STATUSES = frozenset(
     {"overdue", "kit_sent", "closed", "following_up", "sending_kit", "reminding"}
 )
@@ -305,7 +306,10 @@ def figures_json(records: Iterable[RequestRecord], today: date | None = None) ->
 
 def _table(title: str, rows: Iterable[tuple[str, object]]) -> list[str]:
     lines = [title]
-    lines.extend(f"  {name:<32} {value}" for name, value in rows)
+    lines.extend(
+        f"  {name:<32} {value:>9,}" if isinstance(value, int) else f"  {name:<32} {value:>9}"
+        for name, value in rows
+    )
     return lines
 
 

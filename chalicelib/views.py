@@ -27,6 +27,14 @@ FORM = "application/x-www-form-urlencoded"
 View = Callable[..., Response]
 
 
+class Refused(Exception):
+    """A link that opens nothing; carries the response to send instead."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
 def guarded(view: View) -> View:
     """Answer 503 (not 500) when AWS is throttling or unavailable."""
 
@@ -36,6 +44,8 @@ def guarded(view: View) -> View:
 
         try:
             return view(*args, **kwargs)
+        except Refused as refused:
+            return refused.response
         except (ClientError, BotoCoreError) as exc:
             code = (
                 exc.response["Error"]["Code"]
@@ -222,20 +232,19 @@ def create_request(request: Request) -> Response:
 
 def _authorised(
     request: Request, request_id: str, purpose: tokens.Purpose, max_age_days: int | None
-) -> tuple[RequestRecord | None, Response | None]:
-    """The request if the token opens it, else the error response to send."""
+) -> RequestRecord:
+    """The request the link's token opens; raises Refused (403/404) otherwise."""
     lang = _language(request)
     as_json = _wants_json(request)
     query: Mapping[str, str] = request.query_params or {}
-    token = query.get("token")
     try:
-        tokens.check(token, request_id, purpose, max_age_days)
+        tokens.check(query.get("token"), request_id, purpose, max_age_days)
     except tokens.BadToken:
-        return None, _refusal(request, 403, "bad_token", lang, as_json)
+        raise Refused(_refusal(request, 403, "bad_token", lang, as_json)) from None
     record = store.get_request(request_id)
     if record is None or record.status == Status.FORGOTTEN:
-        return None, _refusal(request, 404, "not_found", lang, as_json)
-    return record, None
+        raise Refused(_refusal(request, 404, "not_found", lang, as_json))
+    return record
 
 
 def _refusal(request: Request, status: int, reason: str, lang: str, as_json: bool) -> Response:
@@ -261,12 +270,7 @@ def _status_body(record: RequestRecord) -> dict[str, Any]:
 
 @guarded
 def show_confirm(request: Request, request_id: str) -> Response:
-    record, refusal = _authorised(
-        request, request_id, tokens.Purpose.CONFIRM, get_settings().verify_days
-    )
-    if record is None:
-        assert refusal is not None
-        return refusal
+    record = _authorised(request, request_id, tokens.Purpose.CONFIRM, get_settings().verify_days)
     if _wants_json(request):
         return Response(body=_status_body(record), status_code=200)
     lang = _language(request, record.language)
@@ -278,12 +282,7 @@ def show_confirm(request: Request, request_id: str) -> Response:
 
 @guarded
 def confirm(request: Request, request_id: str) -> Response:
-    record, refusal = _authorised(
-        request, request_id, tokens.Purpose.CONFIRM, get_settings().verify_days
-    )
-    if record is None:
-        assert refusal is not None
-        return refusal
+    record = _authorised(request, request_id, tokens.Purpose.CONFIRM, get_settings().verify_days)
     record = journey.verify(request_id)
     if _wants_json(request):
         return Response(body=_status_body(record), status_code=200)
@@ -299,10 +298,7 @@ def _to_status_page(record: RequestRecord, notice: str) -> Response:
 
 @guarded
 def show_status(request: Request, request_id: str) -> Response:
-    record, refusal = _authorised(request, request_id, tokens.Purpose.STATUS, None)
-    if record is None:
-        assert refusal is not None
-        return refusal
+    record = _authorised(request, request_id, tokens.Purpose.STATUS, None)
     if _wants_json(request):
         return Response(body=_status_body(record), status_code=200)
     return _status_page(request, record)
@@ -346,10 +342,7 @@ def _available_reports(record: RequestRecord) -> list[str]:
 def report(request: Request, request_id: str) -> Response:
     from chalicelib import reports
 
-    record, refusal = _authorised(request, request_id, tokens.Purpose.STATUS, None)
-    if record is None:
-        assert refusal is not None
-        return refusal
+    record = _authorised(request, request_id, tokens.Purpose.STATUS, None)
     media = _media_type(request)
     as_json = media == JSON or _wants_json(request)
     lang = _language(request, record.language)
@@ -415,10 +408,7 @@ def with_cors(request: Request, response: Response) -> Response:
 @guarded
 def forget(request: Request, request_id: str) -> Response:
     """Remove the supporter's personal data now (the status page's button)."""
-    record, refusal = _authorised(request, request_id, tokens.Purpose.STATUS, None)
-    if record is None:
-        assert refusal is not None
-        return refusal
+    record = _authorised(request, request_id, tokens.Purpose.STATUS, None)
     lang = _language(request, record.language)
     try:
         journey.forget(request_id)

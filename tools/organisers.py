@@ -50,6 +50,8 @@ def _replacing(out: Path) -> Iterator[Path]:
     A half-written file (a failed download, Ctrl-C) never looks like a
     finished export or report.
     """
+    if not out.parent.is_dir():
+        raise export.ExportError(f"{out.parent} is not a folder")
     partial = out.with_name(out.name + ".part")
     try:
         yield partial
@@ -78,16 +80,17 @@ def export_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _records(args: argparse.Namespace) -> tuple[str, Iterator[RequestRecord], export.Progress]:
+def _records(args: argparse.Namespace) -> tuple[Iterator[RequestRecord], export.Progress]:
+    """The records of ``--source`` (default: the stage's table)."""
     source = getattr(args, "source", None) or export.TABLE
     _use_stage(source, args.stage)
     progress = export.Progress(label="items read")
-    return source, export.read_records(source, progress=progress, warn=_warn), progress
+    return export.read_records(source, progress=progress, warn=_warn), progress
 
 
 def stats_command(args: argparse.Namespace) -> int:
     """``stats``: the figures as aligned text on stdout."""
-    _, records, progress = _records(args)
+    records, progress = _records(args)
     try:
         figures = stats.collect(records)
     except export.ExportError as error:
@@ -117,7 +120,7 @@ def report_command(args: argparse.Namespace) -> int:
     from tools import report
 
     out = Path(args.out)
-    _, records, progress = _records(args)
+    records, progress = _records(args)
     try:
         figures = stats.collect(records)
     except export.ExportError as error:
@@ -126,9 +129,12 @@ def report_command(args: argparse.Namespace) -> int:
         return 2
     progress.finish()
     campaign, target = _names(args.stage)
-    with _replacing(out) as partial:
-        partial.write_text(
-            report.render(figures, campaign=campaign, target=target), encoding="utf-8"
-        )
+    try:
+        with _replacing(out) as partial:
+            html = report.render(figures, campaign=campaign, target=target)
+            partial.write_text(html, encoding="utf-8")
+    except export.ExportError as error:
+        print(f"report: {error}", file=sys.stderr)
+        return 2
     print(f"report written to {out} ({figures.sent:,} letters sent, as of {figures.as_of})")
     return 0

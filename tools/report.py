@@ -24,7 +24,7 @@ OUTCOME_STYLE: dict[str, tuple[str, str]] = {
     "answered_in_time": ("Answered within the deadline", "#009E73"),
     "answered_late": ("Answered late", "#56B4E9"),
     "info_requested": ("Asked for identification, waiting on the supporter", "#F0E442"),
-    "refused": ("Refused", "#E69F00"),
+    "refused": ("Refused", "#CC79A7"),
     "deemed_refused": ("No answer by the deadline (deemed refusal)", "#D55E00"),
     "pending": ("Deadline not yet passed", "#BBBBBB"),
 }
@@ -52,7 +52,7 @@ h2 { font-size: 1.3rem; margin: 2.5rem 0 .75rem; border-top: 1px solid var(--rul
 .key div { border: 1px solid var(--rule); border-radius: .5rem; padding: .75rem 1rem; }
 .key dt { color: var(--muted); font-size: .9rem; }
 .key dd { margin: 0; font-size: 1.7rem; font-weight: 700; }
-.key dd small { font-size: .95rem; font-weight: 400; color: var(--muted); }
+.key dd small { display: block; font-size: .9rem; font-weight: 400; color: var(--muted); }
 figure { margin: 0; }
 figcaption { color: var(--muted); font-size: .9rem; margin-top: .25rem; }
 svg { width: 100%; height: auto; display: block; }
@@ -64,7 +64,9 @@ table { border-collapse: collapse; margin: .5rem 0; font-size: .92rem; }
 th, td { padding: .3rem .75rem .3rem 0; border-bottom: 1px solid var(--rule); text-align: left; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 details { margin: .5rem 0; }
-.columns { display: grid; grid-template-columns: repeat(auto-fit, minmax(14rem, 1fr)); gap: 1.5rem; }
+.columns { display: grid; grid-template-columns: repeat(auto-fit, minmax(14rem, 1fr));
+           gap: 1.5rem; align-items: start; }
+caption { text-align: left; }
 .note { color: var(--muted); font-size: .9rem; }
 @media print { h2 { break-after: avoid; } figure, table { break-inside: avoid; } }
 """

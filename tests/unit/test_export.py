@@ -389,8 +389,12 @@ def test_incremental_records_apply_in_order(tmp_path: Path) -> None:
 
 def test_incrementals_apply_on_top_of_a_full_export(tmp_path: Path) -> None:
     base_time = datetime(2026, 6, 1, tzinfo=UTC)
+    unconfirmed = {"status": Status.PENDING_VERIFICATION, "sent_at": None, "due_date": None}
+    waiting = item(7, expires_at=int(NOW) + 60, **unconfirmed)
     base = write_export(
-        tmp_path / "full", full([item(n) for n in range(1, 6)] + [lock(1)]), starts=base_time
+        tmp_path / "full",
+        full([item(n) for n in range(1, 6)] + [lock(1), waiting]),
+        starts=base_time,
     )
     day1 = write_export(
         tmp_path / "day1",
@@ -398,6 +402,9 @@ def test_incrementals_apply_on_top_of_a_full_export(tmp_path: Path) -> None:
             change(item(1), item(1, status=Status.ANSWERED, answered_at=SENT)),
             change(item(2), None),
             change(None, item(6, first_name="Émile")),
+            change(None, lock(6)),
+            # A new attempt at the verification email, but its TTL has passed.
+            change(waiting, item(7, expires_at=int(NOW) - 60, send_attempts=2, **unconfirmed)),
         ],
         incremental=True,
         starts=base_time,
