@@ -513,6 +513,7 @@ def main() -> None:
     parser.add_argument("--logs", type=Path, help="keep the servers' and the drain's logs here")
     args = parser.parse_args()
     counts = [int(value) for value in args.servers.split(",")]
+    began = time.monotonic()
 
     print(
         f"spike on {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
@@ -557,7 +558,9 @@ def main() -> None:
                 )
                 print(f"request statuses at the end: {dict(statuses)}")
                 print_sizes(items)
-    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    print(
+        f"load average at the end {os.getloadavg()[0]:.1f}; total {time.monotonic() - began:.0f} s"
+    )
 
 
 def _guarded(entry: Callable[[], None]) -> None:

@@ -81,6 +81,16 @@ def request_letter(
         settings.letter_language,
         context(settings, record, sent_on=sent_on, due_on=due_on),
     )
+    return _to_target(settings, record, rendered)
+
+
+def _to_target(
+    settings: Settings,
+    record: RequestRecord,
+    rendered: letters.Rendered,
+    replying_to: tuple[str, ...] = (),
+) -> Outgoing:
+    """A letter to the organisation in the supporter's name; replies reach the supporter."""
     return Outgoing(
         sender=_campaign(settings, on_behalf_of=record.full_name),
         to=(Mailbox(settings.target_email, settings.target_name),),
@@ -88,6 +98,8 @@ def request_letter(
         reply_to=(_supporter(record),),
         subject=rendered.subject,
         body=rendered.body,
+        in_reply_to=replying_to[-1] if replying_to else None,
+        references=replying_to,
     )
 
 
@@ -205,17 +217,7 @@ def follow_up_letter(settings: Settings, record: RequestRecord, as_of: date) -> 
         settings.letter_language,
         {**_complaint_context(settings, record, as_of), "final_on": final_date(settings, as_of)},
     )
-    ids = threading_ids(settings, record)
-    return Outgoing(
-        sender=_campaign(settings, on_behalf_of=record.full_name),
-        to=(Mailbox(settings.target_email, settings.target_name),),
-        cc=(_supporter(record),),
-        reply_to=(_supporter(record),),
-        subject=rendered.subject,
-        body=rendered.body,
-        in_reply_to=ids[-1] if ids else None,
-        references=ids,
-    )
+    return _to_target(settings, record, rendered, threading_ids(settings, record))
 
 
 def complaint_kit(settings: Settings, record: RequestRecord, as_of: date) -> Outgoing:

@@ -323,17 +323,22 @@ def _lines(
         for chunk in _chunks(stream, compressed=path.endswith(".gz")):
             lines = (rest + chunk).split(b"\n")
             rest = lines.pop()
+            # Counted a chunk at a time, not per line: this loop is the
+            # export's inner loop.
+            found = len(lines) - lines.count(b"")
+            count += found
+            if progress is not None:
+                progress.advance(found)
             # Decoded line by line: a newline byte never occurs inside a UTF-8
             # sequence, and one accented name cannot make a whole chunk a
             # wider (slower) string.
             for line in lines:
                 if line:
-                    count += 1
-                    if progress is not None:
-                        progress.advance()
                     yield line.decode("utf-8")
     if rest.strip():
         count += 1
+        if progress is not None:
+            progress.advance()
         yield rest.decode("utf-8")
     if expected is not None and count != expected:
         raise ExportError(
@@ -697,9 +702,9 @@ class Progress:
         self._drawn = 0.0
         self._countdown = self._EVERY
 
-    def advance(self) -> None:
-        self.done += 1
-        self._countdown -= 1
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+        self._countdown -= count
         if self._countdown <= 0:
             self._countdown = self._EVERY
             if self.enabled and time.monotonic() - self._drawn >= 0.2:
