@@ -5,7 +5,16 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from chalice.app import Chalice, CloudWatchEvent, Cron, Rate, Request, Response, SNSEvent
+from chalice.app import (
+    Chalice,
+    CloudWatchEvent,
+    Cron,
+    IAMAuthorizer,
+    Rate,
+    Request,
+    Response,
+    SNSEvent,
+)
 
 app = Chalice(app_name="takeback")
 
@@ -65,6 +74,12 @@ def report(request_id: str) -> Response:
 @app.route("/requests/{request_id}/forget", methods=["POST"], content_types=ANY_TYPE)
 def forget(request_id: str) -> Response:
     return views().forget(app.current_request, request_id)
+
+
+@app.route("/admin/stats", methods=["GET"], authorizer=IAMAuthorizer())
+def admin_stats() -> Response:
+    """Campaign figures for organisers: IAM-signed requests only (open locally)."""
+    return views().admin_stats(app.current_request)
 
 
 @app.schedule(Cron(0, 13, "*", "*", "?", "*"))

@@ -4,7 +4,10 @@
     python manage.py run                       # the whole local stack
     python manage.py check-settings --stage prod
     python manage.py chase [--stage local] [--as-of YYYY-MM-DD] [--dry-run]
-    python manage.py build-page --api-url URL --out DIR
+    python manage.py build-page --api-url URL --out DIR [--stage prod]
+    python manage.py export --source SOURCE --out FILE.csv [--consented-only]
+    python manage.py stats [--stage local] [--source SOURCE]
+    python manage.py report --out report.html [--stage local] [--source SOURCE]
     python manage.py package --stage prod --out dist/prod
 
 Each command is a thin wrapper over a module in chalicelib/ or tools/.
@@ -129,6 +132,24 @@ def package(args: argparse.Namespace) -> int:
     return 0
 
 
+def export(args: argparse.Namespace) -> int:
+    from tools.organisers import export_command
+
+    return export_command(args)
+
+
+def stats(args: argparse.Namespace) -> int:
+    from tools.organisers import stats_command
+
+    return stats_command(args)
+
+
+def report(args: argparse.Namespace) -> int:
+    from tools.organisers import report_command
+
+    return report_command(args)
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="manage.py", description=__doc__.splitlines()[0])
     commands = main.add_subparsers(dest="command", required=True)
@@ -155,6 +176,30 @@ def parser() -> argparse.ArgumentParser:
     page.add_argument("--stage", default="local", help="whose campaign identity to show")
     page.add_argument("--site-url", help="where the page will live (default: CAMPAIGN_WEBSITE)")
     page.set_defaults(handler=build_page)
+    exp = commands.add_parser("export", help="requests to a CSV file, from an export or the table")
+    exp.add_argument(
+        "--source",
+        required=True,
+        help="export folder, s3://bucket/prefix, FULL,INCREMENTAL,... or 'table'",
+    )
+    exp.add_argument("--out", required=True, help="the CSV file to write")
+    exp.add_argument(
+        "--consented-only", action="store_true", help="only supporters who may be emailed (CASL)"
+    )
+    exp.add_argument("--stage", default="local", help="whose table --source table reads")
+    exp.set_defaults(handler=export)
+
+    st = commands.add_parser("stats", help="campaign and compliance figures")
+    st.add_argument("--stage", default="local")
+    st.add_argument("--source", help="an export instead of the stage's table")
+    st.set_defaults(handler=stats)
+
+    rep = commands.add_parser("report", help="the self-contained HTML compliance report")
+    rep.add_argument("--stage", default="local")
+    rep.add_argument("--source", help="an export instead of the stage's table")
+    rep.add_argument("--out", required=True)
+    rep.set_defaults(handler=report)
+
     pkg = commands.add_parser("package", help="build the stage's CloudFormation template, checked")
     pkg.add_argument("--stage", default="prod")
     pkg.add_argument("--out", required=True)

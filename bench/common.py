@@ -16,6 +16,7 @@ import re
 import statistics
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -156,6 +157,9 @@ class InstantAWS:
         self.items: dict[str, dict[str, Any]] = {}
         self.calls: Counter[str] = Counter()
         self.sent: list[dict[str, Any]] = []
+        # CPU this stub spent answering (it stands in for the HTTP transport
+        # botocore would otherwise run; reported so it can be told apart).
+        self.spent_ns = 0
         self._lock = threading.Lock()
 
     def install(self, *clients: Any) -> None:
@@ -166,6 +170,7 @@ class InstantAWS:
     def _answer(self, request: Any, event_name: str, **_: Any) -> Any:
         from botocore.awsrequest import AWSResponse
 
+        start = time.thread_time_ns()
         service, operation = event_name.split(".")[1:3]
         body = json.loads(request.body) if request.body else {}
         with self._lock:
@@ -176,7 +181,9 @@ class InstantAWS:
             result = handler(body)
         content_type = "application/json" if service == "sesv2" else "application/x-amz-json-1.0"
         headers = {"content-type": content_type, "x-amzn-requestid": str(uuid.uuid4())}
-        return AWSResponse(request.url, 200, headers, _Body(json.dumps(result).encode()))
+        response = AWSResponse(request.url, 200, headers, _Body(json.dumps(result).encode()))
+        self.spent_ns += time.thread_time_ns() - start
+        return response
 
     # --- DynamoDB
     def _dynamodb_GetItem(self, body: dict[str, Any]) -> dict[str, Any]:

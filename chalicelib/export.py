@@ -666,7 +666,7 @@ def records(
         try:
             # store owns the mapping from item to record; reuse it so the
             # statistics never disagree with what the app itself reads.
-            yield store._to_record(item)
+            yield store.record_from_item(item)
         except (KeyError, ValueError, TypeError):
             skipped += 1
     if skipped:

@@ -82,7 +82,10 @@ _PROBLEMS = {
             "Le formulaire a été envoyé dans un format que nous n'acceptons pas."
         ),
         ("body", "rate_limited"): "Trop d'envois depuis cet endroit. Veuillez réessayer plus tard.",
-        ("email", "rate_limited"): "Trop d'envois pour cette adresse. Veuillez réessayer plus tard.",
+        (
+            "email",
+            "rate_limited",
+        ): "Trop d'envois pour cette adresse. Veuillez réessayer plus tard.",
         ("captcha", "invalid"): (
             "Veuillez compléter la vérification anti-robot et renvoyer le formulaire."
         ),

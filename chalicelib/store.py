@@ -146,6 +146,11 @@ def _to_record(item: Item) -> RequestRecord:
     return RequestRecord(**values)
 
 
+def record_from_item(item: Item) -> RequestRecord:
+    """A request item (as DynamoDB or an export gives it) as a record."""
+    return _to_record(item)
+
+
 def _expired(item: Item, now: float) -> bool:
     expires = item.get("expires_at", {}).get("N")
     return expires is not None and int(expires) <= now

@@ -417,3 +417,33 @@ def forget(request: Request, request_id: str) -> Response:
     if _wants_json(request) or _media_type(request) == JSON:
         return Response(body={"id": request_id, "status": Status.FORGOTTEN.value}, status_code=200)
     return _page(request, "forgotten", lang)
+
+
+_STATS_CACHE_SECONDS = 300
+_stats_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+@guarded
+def admin_stats(request: Request) -> Response:
+    """Figures for organisers, from a full read of the table.
+
+    API Gateway lets only IAM-signed requests through; the check here keeps
+    the route closed if that authoriser were ever removed, except on the
+    local stage (chalice local does not emulate IAM). The figures are cached
+    for five minutes per Lambda instance: they come from a full Scan.
+    """
+    import time
+
+    from chalicelib import export, stats
+
+    settings = get_settings()
+    identity = (request.context or {}).get("identity") or {}
+    if settings.stage != "local" and not identity.get("userArn"):
+        return Response(body={"errors": {"auth": "IAM authorisation required"}}, status_code=403)
+    cached = _stats_cache.get(settings.stage)
+    stale = cached is None or time.monotonic() - cached[0] > _STATS_CACHE_SECONDS
+    if stale or settings.stage == "local":
+        cached = (time.monotonic(), stats.figures_json(export.read_records("table")))
+        _stats_cache[settings.stage] = cached
+    assert cached is not None
+    return Response(body=cached[1], status_code=200)

@@ -184,9 +184,7 @@ def table_items(aws: str, stage_env: dict[str, str]) -> Callable[[], list[dict[s
 
 
 @pytest.fixture
-def make_client(
-    aws: str, tmp_path: Path
-) -> Iterator[Callable[..., object]]:
+def make_client(aws: str, tmp_path: Path) -> Iterator[Callable[..., object]]:
     """A chalice.test.Client on the local stage with some settings changed."""
     from chalice.test import Client
 

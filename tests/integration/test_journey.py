@@ -79,7 +79,9 @@ def test_form_post_redirects_to_the_thank_you_page(client, table_items) -> None:
     assert response.status_code == 303
     assert headers(response)["location"] == "http://127.0.0.1:8080/fr/merci/"
     assert requests_in(table_items())[0]["consent_updates"] is True
-    english = post_form(client, "/requests", {**SUPPORTER, "email": "b@example.org", "language": "en"})
+    english = post_form(
+        client, "/requests", {**SUPPORTER, "email": "b@example.org", "language": "en"}
+    )
     assert headers(english)["location"] == "http://127.0.0.1:8080/thanks/"
 
 
@@ -143,7 +145,9 @@ def test_form_with_charset_parameter_is_accepted(client) -> None:  # type: ignor
     assert response.status_code == 303
 
 
-def test_honeypot_looks_like_success_but_stores_and_sends_nothing(client, table_items, sent_mail) -> None:  # type: ignore[no-untyped-def]
+def test_honeypot_looks_like_success_but_stores_and_sends_nothing(
+    client, table_items, sent_mail
+) -> None:  # type: ignore[no-untyped-def]
     response = post_json(client, "/requests", {**SUPPORTER, "website": "http://spam.example"})
     assert response.status_code == 202
     assert body(response)["status"] == "pending_verification"
@@ -159,7 +163,9 @@ def test_duplicate_email_returns_the_same_request(client, table_items, sent_mail
     assert len(sent_mail()) == 1
 
 
-def test_twenty_concurrent_identical_submissions_make_one_request_and_one_letter(client, table_items, sent_mail) -> None:  # type: ignore[no-untyped-def]
+def test_twenty_concurrent_identical_submissions_make_one_request_and_one_letter(
+    client, table_items, sent_mail
+) -> None:  # type: ignore[no-untyped-def]
     with ThreadPoolExecutor(max_workers=20) as pool:
         responses = list(pool.map(lambda _: post_json(client, "/requests", SUPPORTER), range(20)))
     assert {response.status_code for response in responses} == {202}
@@ -189,7 +195,11 @@ def test_post_confirm_sends_the_letter_once(client, sent_mail, table_items) -> N
     [stored] = requests_in(table_items())
     assert stored["status"] == "sent"
     assert "expires_at" not in stored  # verified requests no longer expire in 7 days
-    assert [event["event"] for event in stored["history"]] == ["verify", "claim_send", "letter_sent"]
+    assert [event["event"] for event in stored["history"]] == [
+        "verify",
+        "claim_send",
+        "letter_sent",
+    ]
     again = client.http.post(confirm, headers={"accept": "text/html"})
     assert again.status_code == 303
     # Relative, so it works under API Gateway's stage prefix too.
@@ -228,7 +238,9 @@ def test_the_letter(client, sent_mail, table_items) -> None:  # type: ignore[no-
     assert "CQLR c P-39.1" in letter_text  # Quebec supporter: the provincial law too
 
 
-def test_confirmation_to_the_supporter_has_status_link_and_deadline(client, sent_mail, table_items) -> None:  # type: ignore[no-untyped-def]
+def test_confirmation_to_the_supporter_has_status_link_and_deadline(
+    client, sent_mail, table_items
+) -> None:  # type: ignore[no-untyped-def]
     submit_and_confirm(client, sent_mail)
     _verification, notice = addressed_to(sent_mail(), "Zoe.Cote@example.com")
     [stored] = requests_in(table_items())
@@ -347,7 +359,9 @@ def test_cors_allow_list(client) -> None:  # type: ignore[no-untyped-def]
     )
     assert preflight.status_code == 204
     assert "POST" in headers(preflight)["access-control-allow-methods"]
-    refused = client.http.request("OPTIONS", "/requests", headers={"origin": "https://evil.example"})
+    refused = client.http.request(
+        "OPTIONS", "/requests", headers={"origin": "https://evil.example"}
+    )
     assert "access-control-allow-origin" not in headers(refused)
 
 

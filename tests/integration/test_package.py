@@ -44,7 +44,11 @@ def test_no_development_tools_in_the_package(package: Path) -> None:
     for tool in ("moto", "pytest", "playwright", "boto3", "botocore", "tests", "tools", "bench"):
         assert tool not in names, tool
     # Chalice adds only its small runtime module, never the CLI.
-    assert {path.name for path in (package / "chalice").iterdir()} <= {"__init__.py", "app.py", "app.pyi"}
+    assert {path.name for path in (package / "chalice").iterdir()} <= {
+        "__init__.py",
+        "app.py",
+        "app.pyi",
+    }
 
 
 def test_the_packaged_app_imports_and_renders_every_template(package: Path, aws: str) -> None:

@@ -295,3 +295,18 @@ def test_unverified_requests_expire_after_seven_days(client, table_items) -> Non
     assert abs(int(stored["expires_at"]) - (time.time() + 7 * 86400)) < 120
     lock = next(i for i in table_items() if i["record_type"] == "email_lock")
     assert lock["expires_at"] == stored["expires_at"]
+
+
+@pytest.mark.filterwarnings("ignore:IAMAuthorizer is not a supported in local mode")
+def test_admin_stats_is_open_locally_and_closed_elsewhere_without_iam(
+    client, sent_mail, make_client
+) -> None:  # type: ignore[no-untyped-def]
+    sent_request(client, sent_mail)
+    figures = client.http.get("/admin/stats")
+    assert figures.status_code == 200
+    text = json.dumps(body(figures))
+    assert "zoe@example.org" not in text and "Zoë" not in text
+    assert body(figures)["compliance"]["sent"] == 1
+    assert body(figures)["by_province"] == {"QC": 1}
+    closed = make_client(STAGE="dev").http.get("/admin/stats")
+    assert closed.status_code == 403

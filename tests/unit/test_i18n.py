@@ -22,7 +22,13 @@ def test_longdate(value: date, lang: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("fr-CA,fr;q=0.9,en;q=0.8", "fr"), ("en-US", "en"), ("de-DE,fr;q=0.5", "fr"), (None, "en"), ("", "en")],
+    [
+        ("fr-CA,fr;q=0.9,en;q=0.8", "fr"),
+        ("en-US", "en"),
+        ("de-DE,fr;q=0.5", "fr"),
+        (None, "en"),
+        ("", "en"),
+    ],
 )
 def test_language_from_accept_language(header: str | None, expected: str) -> None:
     assert i18n.language_from(header) == expected

@@ -91,7 +91,14 @@ def test_email_is_trimmed_and_domain_lower_cased() -> None:
 
 @pytest.mark.parametrize(
     "email",
-    ["not-an-email", "a@b", "ada@example..org", "ada@exa mple.org", "a\n@example.org", "@example.org"],
+    [
+        "not-an-email",
+        "a@b",
+        "ada@example..org",
+        "ada@exa mple.org",
+        "a\n@example.org",
+        "@example.org",
+    ],
 )
 def test_bad_emails_are_refused(email: str) -> None:
     assert problems(email=email) == {"email": "invalid"}

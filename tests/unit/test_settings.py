@@ -52,5 +52,8 @@ def test_missing_sender_is_named() -> None:
 
 
 def test_origins_are_normalised() -> None:
-    env = {**stage_environment("prod"), "ALLOWED_ORIGINS": " https://a.example/ , https://b.example"}
+    env = {
+        **stage_environment("prod"),
+        "ALLOWED_ORIGINS": " https://a.example/ , https://b.example",
+    }
     assert load(env).allowed_origins == ("https://a.example", "https://b.example")
