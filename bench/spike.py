@@ -15,11 +15,12 @@ duplicate lock; duplicates answered with the same id.
 
 ``chalice local`` is already a threaded server (chalice.local.LocalDevServer
 uses a ThreadingMixIn HTTPServer, one thread per connection), so "a threaded
-server" would change nothing; what limits it is one process's GIL. The bench
-reports the CPU each process used, and with ``--servers 1,2`` repeats the
-spike (on a reset moto) with two ``chalice local`` processes behind a
-round-robin of the clients: many processes, each one request at a time, is
-also how Lambda scales.
+server" would change nothing. The bench prints the CPU each process used,
+which shows what limits the spike; ``--servers 1,2`` repeats it (on a reset
+moto) with two ``chalice local`` processes and round-robin clients (many
+processes, one request at a time each, is also how Lambda scales).
+moto is run with a request lock and a cheap transaction rollback, see
+FAIR_MOTO below (``--moto stock`` runs it unchanged).
 
 Then it drains the mail queue as the retry Lambda would (in-process,
 ``chalicelib.journey.retry_queued`` called repeatedly with the stage's
