@@ -21,7 +21,6 @@ ends the run, so the request is due again on the next run.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -31,6 +30,7 @@ from chalicelib.journey import now
 from chalicelib.lifecycle import Event, InvalidTransition, Status
 from chalicelib.log import logger
 from chalicelib.models import RequestRecord
+from chalicelib.outbound import Pacer
 from chalicelib.settings import Settings, get_settings
 
 
@@ -63,27 +63,6 @@ class Summary:
             f"deferred {self.deferred}" + (", stopped early (time)" if self.stopped_early else ""),
             f"index reads: {self.read.items} items in {self.read.pages} pages",
         ]
-
-
-class Pacer:
-    """Keeps sends under the configured SES rate (sends per second)."""
-
-    def __init__(
-        self,
-        per_second: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._interval = 1.0 / per_second
-        self._clock = clock
-        self._sleep = sleep
-        self._next = 0.0
-
-    def wait(self) -> None:
-        delay = self._next - self._clock()
-        if delay > 0:
-            self._sleep(delay)
-        self._next = max(self._clock(), self._next) + self._interval
 
 
 def next_stage(record: RequestRecord, as_of: date) -> str | None:
@@ -172,9 +151,8 @@ def _send(
     email surely did not leave: SES throttled or unreachable, or this process
     failed before sending. When the outcome is unknown, the claim stays.
     """
-    pacer.wait()
     try:
-        return outbound.send(outgoing, request_id, claim.value.removeprefix("claim_"))
+        return outbound.send(outgoing, request_id, claim.value.removeprefix("claim_"), pacer)
     except mail.MailError as error:
         logger().warning(
             "chase email not sent",

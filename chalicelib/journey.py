@@ -18,7 +18,12 @@ from chalicelib import compose, deadlines, mail, outbound, store, tokens
 from chalicelib.lifecycle import Event, InvalidTransition, Status
 from chalicelib.log import logger
 from chalicelib.models import RequestRecord, Submission
+from chalicelib.outbound import Pacer
 from chalicelib.settings import get_settings
+
+# How long the retry job waits before healing a request whose Lambda stopped
+# between storing it and sending its email.
+SAFETY_NET = timedelta(minutes=5)
 
 
 def now() -> datetime:
@@ -64,9 +69,10 @@ def submit(submission: Submission) -> RequestRecord:
             settings.consent_wording_version if submission.consent_updates else None
         ),
     )
-    if queue_all:
-        # Stored already queued: the retry job sends the verification.
-        record.mail_queue, record.retry_at = "pending", moment
+    # Stored already queued: if this Lambda fails before the verification
+    # email is out, the retry job sends it (in queue mode it always does).
+    record.mail_queue = "pending"
+    record.retry_at = moment if queue_all else moment + SAFETY_NET
     if submission.is_bot:
         logger().info("honeypot filled; nothing stored")
         return record
@@ -84,11 +90,14 @@ def submit(submission: Submission) -> RequestRecord:
     return record
 
 
-def send_verification(record: RequestRecord) -> None:
+def send_verification(record: RequestRecord, pacer: Pacer | None = None) -> None:
     """Email the confirmation link; on a temporary failure, queue a retry."""
     try:
         outbound.send(
-            compose.verification_email(get_settings(), record), record.request_id, "verification"
+            compose.verification_email(get_settings(), record),
+            record.request_id,
+            "verification",
+            pacer,
         )
     except mail.MailError as error:
         logger().warning(
@@ -118,9 +127,11 @@ def verify(request_id: str) -> RequestRecord:
     if record.status != Status.PENDING_VERIFICATION:
         return record
     queue_all = get_settings().send_mode == "queue"
-    changes: dict[str, object] = {"verified_at": now()}
-    if queue_all:
-        changes.update(_queued(0, now()))
+    # Queued in the same write: should this Lambda stop before the letter is
+    # out, the retry job sends it (in queue mode it always does).
+    changes: dict[str, object] = {"verified_at": now(), **_queued(0, now())}
+    if not queue_all:
+        changes["retry_at"] = now() + SAFETY_NET
     try:
         store.verify(request_id, tokens.email_fingerprint(record.email), now(), changes)
     except InvalidTransition:
@@ -132,7 +143,7 @@ def verify(request_id: str) -> RequestRecord:
     return send_letter(request_id)
 
 
-def send_letter(request_id: str) -> RequestRecord:
+def send_letter(request_id: str, pacer: Pacer | None = None) -> RequestRecord:
     """Claim a queued request and send its letter to the organisation.
 
     The claim (queued -> sending) is a conditional write, so two runs never
@@ -153,7 +164,7 @@ def send_letter(request_id: str) -> RequestRecord:
     deadline = deadlines.deadline_for(sent_on, record.province)
     letter = compose.request_letter(settings, record, sent_on, deadline.effective)
     try:
-        sent = outbound.send(letter, request_id, "letter")
+        sent = outbound.send(letter, request_id, "letter", pacer)
     except mail.MailError as error:
         logger().warning("letter not sent", extra={"request_id": request_id, "error": error.code})
         if error.maybe_sent:
@@ -162,6 +173,12 @@ def send_letter(request_id: str) -> RequestRecord:
             changes = {"failure_reason": error.code, **_queued(record.send_attempts + 1, now())}
             return store.apply(request_id, Event.SEND_DEFERRED, now(), changes)
         return store.apply(request_id, Event.SEND_FAILED, now(), {"failure_reason": error.code})
+    except Exception:
+        # This process failed before SES had the letter: give the claim back
+        # so the retry job sends it, then let the failure surface.
+        changes = {"failure_reason": "interrupted", **_queued(record.send_attempts + 1, now())}
+        store.apply(request_id, Event.SEND_DEFERRED, now(), changes)
+        raise
     assert sent is not None  # the organisation's address is never suppressed here
     record = store.apply(
         request_id,
@@ -179,13 +196,15 @@ def send_letter(request_id: str) -> RequestRecord:
         },
     )
     logger().info("letter sent", extra={"request_id": request_id})
-    _notify_sent(record)
+    _notify_sent(record, pacer)
     return record
 
 
-def _notify_sent(record: RequestRecord) -> None:
+def _notify_sent(record: RequestRecord, pacer: Pacer | None) -> None:
     try:
-        outbound.send(compose.sent_notice(get_settings(), record), record.request_id, "sent_notice")
+        outbound.send(
+            compose.sent_notice(get_settings(), record), record.request_id, "sent_notice", pacer
+        )
     except mail.MailError as error:
         # Not retried: the letter is out and the status page says so.
         logger().error(
@@ -196,21 +215,17 @@ def _notify_sent(record: RequestRecord) -> None:
 
 def retry_queued(moment: datetime, time_left: Callable[[], float] | None = None) -> dict[str, int]:
     """Send the mail waiting in the queue, at the configured SES rate."""
-    from chalicelib.chase import Pacer
-
-    settings = get_settings()
-    pacer = Pacer(settings.send_rate_per_second)
+    pacer = Pacer(get_settings().send_rate_per_second)
     counts = {"verifications": 0, "letters": 0, "still_queued": 0, "stopped_early": 0}
     for record in store.due_for_retry(moment):
         if time_left is not None and time_left() < 10:
             counts["stopped_early"] = 1
             break
-        pacer.wait()
         if record.status == Status.PENDING_VERIFICATION:
-            send_verification(record)
+            send_verification(record, pacer)
             counts["verifications"] += 1
         elif record.status == Status.QUEUED:
-            result = send_letter(record.request_id)
+            result = send_letter(record.request_id, pacer)
             counts["letters" if result.status == Status.SENT else "still_queued"] += 1
     return counts
 

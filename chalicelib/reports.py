@@ -11,7 +11,7 @@ import contextlib
 from datetime import date, timedelta
 from typing import Any
 
-from chalicelib import chase, deadlines, store
+from chalicelib import chase, deadlines, outbound, store
 from chalicelib.journey import now
 from chalicelib.lifecycle import REPORTS, Event, InvalidTransition
 from chalicelib.log import logger
@@ -98,7 +98,7 @@ def report(request_id: str, kind: Event) -> RequestRecord:
         # chase run sends the kit.
         with contextlib.suppress(chase.Throttled):
             chase.run_stage(
-                chase.STAGES["kit"], settings, updated, today, chase.Pacer(1000), summary
+                chase.STAGES["kit"], settings, updated, today, outbound.Pacer(1000), summary
             )
         return store.get_request(request_id) or updated
     return updated

@@ -82,6 +82,10 @@ PERSONAL_ATTRIBUTES = (
 _CONFLICT_RETRIES = 5
 
 
+class StoreBusy(Exception):
+    """The duplicate lock stayed contended: the client should retry (503)."""
+
+
 class DuplicateRequest(Exception):
     """An active request already exists for this email address."""
 
@@ -208,7 +212,7 @@ def create_request(record: RequestRecord, email_key: str, expires_at: int) -> Re
                     raise DuplicateRequest(existing) from None
             # A concurrent transaction on the same lock: wait for it to settle.
             time.sleep(0.05 * (attempt + 1))
-    raise RuntimeError("could not store the request: the email lock stayed contended")
+    raise StoreBusy("could not store the request: the email lock stayed contended")
 
 
 def _active_request_for(email_key: str) -> RequestRecord | None:

@@ -46,7 +46,7 @@ def guarded(view: View) -> View:
             return view(*args, **kwargs)
         except Refused as refused:
             return refused.response
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, BotoCoreError, store.StoreBusy) as exc:
             code = (
                 exc.response["Error"]["Code"]
                 if isinstance(exc, ClientError)

@@ -131,3 +131,29 @@ def test_queue_mode_sends_everything_through_the_retry_job(
     )
     assert result.payload["letters"] == 1
     assert len(addressed_to(sent_mail(), TARGET)) == 1
+
+
+def test_a_lambda_that_dies_after_storing_is_healed_by_the_retry_job(client, sent_mail, table_items, env) -> None:  # type: ignore[no-untyped-def]
+    fault = faults.Fault(lambda _: True, faults.crash("Lambda stopped"))
+    with faults.inject(aws.sesv2(), "SendEmail", fault):
+        post_json(client, "/requests", SUPPORTER)  # the function dies mid-request
+    [stored] = items_of(table_items, "request")
+    assert stored["status"] == "pending_verification" and stored["mail_queue"] == "pending"
+    assert sent_mail() == []
+    assert journey.retry_queued(later(1))["verifications"] == 0  # not before the safety net
+    assert journey.retry_queued(later(6))["verifications"] == 1
+    assert len(sent_mail()) == 1
+    assert "mail_queue" not in items_of(table_items, "request")[0]
+
+
+def test_a_lambda_that_dies_after_confirming_is_healed_by_the_retry_job(client, sent_mail, table_items, env) -> None:  # type: ignore[no-untyped-def]
+    post_json(client, "/requests", SUPPORTER)
+    confirm = link(sent_mail()[0], "/confirm")
+    fault = faults.Fault(lambda _: True, faults.crash("Lambda stopped"))
+    with faults.inject(aws.sesv2(), "SendEmail", fault):
+        client.http.post(confirm)
+    [stored] = items_of(table_items, "request")
+    assert stored["status"] == "queued"  # the claim was given back
+    assert journey.retry_queued(later(6))["letters"] == 1
+    assert len(addressed_to(sent_mail(), TARGET)) == 1
+    assert items_of(table_items, "request")[0]["status"] == "sent"

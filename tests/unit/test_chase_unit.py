@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from chalicelib.chase import Pacer, next_stage
+from chalicelib.chase import next_stage
 from chalicelib.lifecycle import Status
 from chalicelib.models import RequestRecord
+from chalicelib.outbound import Pacer
 
 
 def make(status: Status, chase_on: date | None) -> RequestRecord:
@@ -43,3 +44,17 @@ def test_pacer_spaces_sends_at_the_configured_rate() -> None:
     for _ in range(3):
         pacer.wait()
     assert slept == [0.5, 0.5]
+
+
+def test_pacer_counts_recipients() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    pacer = Pacer(per_second=10, clock=lambda: now[0], sleep=sleep)
+    pacer.wait(recipients=2)  # a letter: the organisation and the supporter in Cc
+    pacer.wait(recipients=1)
+    assert slept == [0.2]
