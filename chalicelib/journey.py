@@ -9,6 +9,7 @@ all mail goes that way, at the configured SES rate.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable
@@ -119,9 +120,12 @@ def send_verification(record: RequestRecord, pacer: Pacer | None = None) -> None
         )
 
 
-def verify(request_id: str) -> RequestRecord:
-    """Confirm the supporter's address and send the letter, at most once."""
-    record = store.get_request(request_id)
+def verify(request_id: str, record: RequestRecord | None = None) -> RequestRecord:
+    """Confirm the supporter's address and send the letter, at most once.
+
+    ``record`` is the request as the caller just read it (saves a read).
+    """
+    record = record or store.get_request(request_id)
     if record is None:
         raise LookupError(request_id)
     if record.status != Status.PENDING_VERIFICATION:
@@ -139,7 +143,7 @@ def verify(request_id: str) -> RequestRecord:
         return store.get_request(request_id) or record
     logger().info("request verified", extra={"request_id": request_id})
     if queue_all:
-        return store.get_request(request_id) or record
+        return dataclasses.replace(record, status=Status.QUEUED, **changes)  # type: ignore[arg-type]
     return send_letter(request_id)
 
 

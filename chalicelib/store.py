@@ -317,9 +317,7 @@ def apply(
     return _to_record(response["Attributes"])
 
 
-def verify(
-    request_id: str, email_key: str, now: datetime, changes: dict[str, Any]
-) -> RequestRecord:
+def verify(request_id: str, email_key: str, now: datetime, changes: dict[str, Any]) -> None:
     """Apply VERIFY and make the request and its duplicate lock permanent.
 
     One transaction: a verified request must never lose its lock to the
@@ -346,10 +344,6 @@ def verify(
         if exc.response["Error"]["Code"] == "TransactionCanceledException":
             raise InvalidTransition(request_id, Event.VERIFY) from None
         raise
-    record = get_request(request_id)
-    if record is None:  # pragma: no cover - deleted between the two calls
-        raise InvalidTransition(request_id, Event.VERIFY)
-    return record
 
 
 @dataclass

@@ -283,7 +283,7 @@ def show_confirm(request: Request, request_id: str) -> Response:
 @guarded
 def confirm(request: Request, request_id: str) -> Response:
     record = _authorised(request, request_id, tokens.Purpose.CONFIRM, get_settings().verify_days)
-    record = journey.verify(request_id)
+    record = journey.verify(request_id, record)
     if _wants_json(request):
         return Response(body=_status_body(record), status_code=200)
     return _to_status_page(record, "confirmed")
