@@ -88,7 +88,10 @@ def use_stage(stage: str) -> None:
     from chalicelib import aws
     from tools import local_stack
 
-    os.environ.update(local_stack.stage_environment(stage))
+    # A variable already set in the environment wins (tests and one-off
+    # overrides, e.g. OUTBOX_DIR); everything else comes from the stage.
+    for name, value in local_stack.stage_environment(stage).items():
+        os.environ.setdefault(name, value)
     if stage == "local" and "AWS_ENDPOINT_URL" not in os.environ:
         os.environ.update(local_stack.aws_environment("http://127.0.0.1:4566"))
     aws.reset()

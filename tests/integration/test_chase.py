@@ -271,10 +271,10 @@ def test_the_scheduled_lambda(client, sent_mail, env) -> None:  # type: ignore[n
     assert record(client, path)["status"] == "kit_sent"
 
 
-def test_command_line_dry_run_and_real_run(client, sent_mail, aws) -> None:  # type: ignore[no-untyped-def]
+def test_command_line_dry_run_and_real_run(client, sent_mail, aws, tmp_path) -> None:  # type: ignore[no-untyped-def]
     _, path = sent_request(client, sent_mail)
     as_of = (due(client, path) + timedelta(days=1)).isoformat()
-    env = {**os.environ, **aws_environment(aws)}
+    env = {**os.environ, **aws_environment(aws), "OUTBOX_DIR": str(tmp_path / "outbox")}
     command = [sys.executable, "manage.py", "chase", "--stage", "local", "--as-of", as_of]
     dry = subprocess.run(
         [*command, "--dry-run"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
@@ -286,3 +286,4 @@ def test_command_line_dry_run_and_real_run(client, sent_mail, aws) -> None:  # t
     assert real.returncode == 0, real.stderr
     assert "follow-ups 1, complaint kits 1" in real.stdout
     assert len(letters_to_target(sent_mail)) == 2
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2  # follow-up and kit
