@@ -462,7 +462,9 @@ def timed_run(plan: Plan, dry_run: bool, label: str, setup: Setup) -> Result:
         rcu=calls.estimated_rcu,
         query_kb=calls.query_bytes / 1024,
         calls=", ".join(
-            f"{name} {calls.count[name]}x {calls.seconds[name]:.2f}s"
+            f"{name} {calls.count[name]}x {calls.seconds[name]:.2f}s "
+            f"({calls.seconds[name] / calls.count[name] * 1000:.1f} ms/call, "
+            f"moto CPU {calls.moto_cpu[name]:.1f}s)"
             for name in sorted(calls.count, key=lambda name: -calls.seconds[name])
         ),
         probe_ms=setup.probe_ms,
@@ -583,7 +585,7 @@ def report(result: Result) -> None:
         f"on {os.cpu_count()} CPUs\n"
         f"  with a size-independent Query ({result.probe_ms:.1f} ms/call, measured on a "
         f"one-item table): ~{result.flat_query_s:.2f} s\n"
-        f"  AWS calls: {result.calls}",
+        f"  AWS calls (wall): {result.calls}",
         flush=True,
     )
 
