@@ -17,14 +17,15 @@ costs O(n log n) in the table size, although DynamoDB's does not. The honest
 figure for DynamoDB is items read. The bench also times every AWS call with
 botocore ``before-call``/``after-call`` hooks on the chase's own clients and
 prints the run without the Query calls: wall time, and CPU time (this
-process plus moto's CPU outside Query, read from /proc), which does not
-move when other processes share the machine. It also times the same Query
+process plus moto's CPU outside Query, read from /proc), which other
+processes sharing the machine disturb much less than wall time. It also times the same Query
 on a one-item table to estimate the run with a size-independent Query.
 
-The chase queries one day at a time over CHASE_LOOKBACK_DAYS (400 on every
-stage), so one run makes 401 Query calls however few days have requests
-due; on moto that is 401 walks of the table. ``--lookback-days`` lowers it
-(it must cover ``--due-days``) to make large tables feasible on moto.
+The chase queries one day at a time over CHASE_LOOKBACK_DAYS (the stage's
+setting, else the Settings default), so one run makes lookback + 1 Query
+calls however few days have requests due; on moto each is a walk of the
+table. ``--lookback-days`` sets it (it must cover ``--due-days``) to keep
+large tables feasible on moto.
 
 SEND_RATE_PER_SECOND is set to 500 (the settings' maximum) so SES pacing
 does not dominate; OUTBOX_DIR is emptied so no .eml files are written.
@@ -590,7 +591,9 @@ def report(result: Result) -> None:
     )
 
 
-def compare(small: Result, large: Result) -> None:
+def compare(first: Result, second: Result) -> None:
+    small, large = sorted((first, second), key=lambda result: result.size)
+
     def ratio(a: float, b: float) -> str:
         return f"{b / a:.2f}x" if a else "n/a"
 
@@ -608,7 +611,7 @@ def compare(small: Result, large: Result) -> None:
         f"({ratio(small.work_s, large.work_s)}; the chase's own work)\n"
         f"  CPU w/o Query  {small.work_cpu_s:.2f} s -> {large.work_cpu_s:.2f} s "
         f"({ratio(small.work_cpu_s, large.work_cpu_s)}; this process + moto outside Query, "
-        f"robust to other load)\n"
+        f"less disturbed by other load)\n"
         f"  flat Query     {small.flat_query_s:.2f} s -> {large.flat_query_s:.2f} s "
         f"({ratio(small.flat_query_s, large.flat_query_s)}; without Query + calls x probe)\n"
         f"  per Query call {per_query_small * 1000:.1f} ms -> {per_query_large * 1000:.1f} ms "
@@ -620,6 +623,9 @@ def compare(small: Result, large: Result) -> None:
 
 
 def main() -> int:
+    from chalicelib.settings import Settings
+    from tools import local_stack
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000", help="table sizes, comma-separated")
     parser.add_argument("--due", type=int, default=1000, help="requests due, in every table")
@@ -629,7 +635,7 @@ def main() -> int:
     parser.add_argument(
         "--lookback-days",
         type=int,
-        help="set CHASE_LOOKBACK_DAYS (default: the stage's, 400; one Query per day)",
+        help="set CHASE_LOOKBACK_DAYS (default: the stage's; one Query per day)",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
@@ -654,11 +660,14 @@ def main() -> int:
     overrides = {}
     if args.lookback_days is not None:
         overrides["CHASE_LOOKBACK_DAYS"] = str(args.lookback_days)
+    lookback = overrides.get("CHASE_LOOKBACK_DAYS") or local_stack.stage_environment(STAGE).get(
+        "CHASE_LOOKBACK_DAYS", f"{Settings.model_fields['chase_lookback_days'].default} (default)"
+    )
     log = Path(tempfile.gettempdir()) / f"bench-chase-moto-{os.getpid()}.log"
     print(
         f"chase benchmark as of {as_of}: due {args.due:,} over {args.due_days} days; "
         f"SEND_RATE_PER_SECOND={SEND_RATE} (settings' max), no outbox, "
-        f"CHASE_LOOKBACK_DAYS={args.lookback_days or 'stage default'}; moto log {log}",
+        f"CHASE_LOOKBACK_DAYS={lookback}; moto log {log}",
         flush=True,
     )
     results: dict[bool, list[Result]] = defaultdict(list)

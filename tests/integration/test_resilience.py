@@ -133,7 +133,9 @@ def test_queue_mode_sends_everything_through_the_retry_job(
     assert len(addressed_to(sent_mail(), TARGET)) == 1
 
 
-def test_a_lambda_that_dies_after_storing_is_healed_by_the_retry_job(client, sent_mail, table_items, env) -> None:  # type: ignore[no-untyped-def]
+def test_a_lambda_that_dies_after_storing_is_healed_by_the_retry_job(
+    client, sent_mail, table_items, env
+) -> None:  # type: ignore[no-untyped-def]
     fault = faults.Fault(lambda _: True, faults.crash("Lambda stopped"))
     with faults.inject(aws.sesv2(), "SendEmail", fault):
         post_json(client, "/requests", SUPPORTER)  # the function dies mid-request
@@ -146,7 +148,9 @@ def test_a_lambda_that_dies_after_storing_is_healed_by_the_retry_job(client, sen
     assert "mail_queue" not in items_of(table_items, "request")[0]
 
 
-def test_a_lambda_that_dies_after_confirming_is_healed_by_the_retry_job(client, sent_mail, table_items, env) -> None:  # type: ignore[no-untyped-def]
+def test_a_lambda_that_dies_after_confirming_is_healed_by_the_retry_job(
+    client, sent_mail, table_items, env
+) -> None:  # type: ignore[no-untyped-def]
     post_json(client, "/requests", SUPPORTER)
     confirm = link(sent_mail()[0], "/confirm")
     fault = faults.Fault(lambda _: True, faults.crash("Lambda stopped"))
