@@ -215,24 +215,22 @@ def create_request(record: RequestRecord, email_key: str, expires_at: int) -> Re
     raise StoreBusy("could not store the request: the email lock stayed contended")
 
 
-def _active_request_for(email_key: str) -> RequestRecord | None:
-    response = aws.dynamodb().get_item(
-        TableName=_table(), Key=_lock_key(email_key), ConsistentRead=True
-    )
-    lock = response.get("Item")
-    if lock is None or _expired(lock, time.time()):
+def _live_item(key: Item) -> Item | None:
+    """The item at ``key``, unless absent or past its TTL (deletion lags)."""
+    item = aws.dynamodb().get_item(TableName=_table(), Key=key, ConsistentRead=True).get("Item")
+    if item is None or _expired(item, time.time()):
         return None
-    return get_request(lock["request_id"]["S"])
+    return item
+
+
+def _active_request_for(email_key: str) -> RequestRecord | None:
+    lock = _live_item(_lock_key(email_key))
+    return None if lock is None else get_request(lock["request_id"]["S"])
 
 
 def get_request(request_id: str) -> RequestRecord | None:
-    response = aws.dynamodb().get_item(
-        TableName=_table(), Key=request_key(request_id), ConsistentRead=True
-    )
-    item = response.get("Item")
-    if item is None or _expired(item, time.time()):
-        return None
-    return _to_record(item)
+    item = _live_item(request_key(request_id))
+    return None if item is None else _to_record(item)
 
 
 def _update(
@@ -508,14 +506,8 @@ def remember_message(ses_message_id: str, request_id: str, kind: str, keep_days:
 
 def message_owner(ses_message_id: str) -> tuple[str, str] | None:
     """(request id, kind) of a message we sent, or None if unknown."""
-    item = (
-        aws.dynamodb()
-        .get_item(TableName=_table(), Key={"pk": {"S": f"message#{ses_message_id}"}})
-        .get("Item")
-    )
-    if item is None or _expired(item, time.time()):
-        return None
-    return item["request_id"]["S"], item["kind"]["S"]
+    item = _live_item({"pk": {"S": f"message#{ses_message_id}"}})
+    return None if item is None else (item["request_id"]["S"], item["kind"]["S"])
 
 
 def suppress(fingerprint: str, reason: str, now: datetime) -> None:
