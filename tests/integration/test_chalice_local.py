@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import urllib.error
 import urllib.request
 from email import message_from_bytes, policy
@@ -37,6 +38,8 @@ def call(url: str, data: bytes | None = None, **headers: str) -> tuple[int, dict
 
 
 def test_journey_over_http_writes_every_email_to_the_outbox(live_stack, aws, sent_mail) -> None:  # type: ignore[no-untyped-def]
+    # The live stack is shared by the session: start from an empty outbox.
+    shutil.rmtree(live_stack.outbox, ignore_errors=True)
     status, headers, body = call(
         f"{live_stack.api}/requests",
         json.dumps(SUPPORTER).encode(),
