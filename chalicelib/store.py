@@ -233,26 +233,50 @@ def get_request(request_id: str) -> RequestRecord | None:
     return None if item is None else _to_record(item)
 
 
+class _Expression:
+    """An update expression's SET/REMOVE clauses and their placeholders."""
+
+    def __init__(self) -> None:
+        self.sets: list[str] = []
+        self.removes: list[str] = []
+        self.names: dict[str, str] = {}
+        self.values: dict[str, AttributeValueTypeDef] = {}
+
+    def assign(self, changes: dict[str, Any]) -> None:
+        """SET each attribute to its value; REMOVE those given as None."""
+        for name, value in changes.items():
+            index = len(self.names)
+            self.names[f"#a{index}"] = name
+            if value is None:
+                self.removes.append(f"#a{index}")
+            else:
+                self.sets.append(f"#a{index} = :a{index}")
+                self.values[f":a{index}"] = _serialize(value)
+
+    def status_in(self, statuses: frozenset[Status]) -> str:
+        """A condition: the request's status is one of ``statuses``."""
+        self.names["#status"] = "status"
+        placeholders = []
+        for index, status in enumerate(sorted(statuses)):
+            self.values[f":s{index}"] = {"S": status.value}
+            placeholders.append(f":s{index}")
+        return f"#status IN ({', '.join(placeholders)})"
+
+    def update(self) -> str:
+        clauses = []
+        if self.sets:
+            clauses.append("SET " + ", ".join(self.sets))
+        if self.removes:
+            clauses.append("REMOVE " + ", ".join(self.removes))
+        return " ".join(clauses)
+
+
 def _update(
     request_id: str, event: Event, now: datetime, changes: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The conditional update that moves one request along the lifecycle."""
     move = transition(event)
     entry = {"at": now.astimezone(UTC).isoformat(timespec="seconds"), "event": event.value}
-    sets = [
-        "#status = :target",
-        "updated_at = :now",
-        "history = list_append(if_not_exists(history, :none), :entry)",
-    ]
-    removes: list[str] = []
-    names = {"#status": "status"}
-    values: dict[str, AttributeValueTypeDef] = {
-        ":target": {"S": move.target.value},
-        ":now": _serialize(now),
-        ":none": {"L": []},
-        ":entry": {"L": [_serialize(entry)]},
-        ":epoch": {"N": str(int(now.timestamp()))},
-    }
     changes = dict(changes or {})
     if move.target not in CHASED:
         # Only open requests carry the sparse chase index key.
@@ -265,32 +289,32 @@ def _update(
         changes.setdefault("purge_on", (now + retention).date())
     else:
         changes.setdefault("purge_on", None)
-    for index, (name, value) in enumerate(changes.items()):
-        names[f"#c{index}"] = name
-        if value is None:
-            removes.append(f"#c{index}")
-        else:
-            sets.append(f"#c{index} = :c{index}")
-            values[f":c{index}"] = _serialize(value)
-    sources = sorted(status.value for status in move.sources)
-    placeholders = []
-    for index, status in enumerate(sources):
-        values[f":s{index}"] = {"S": status}
-        placeholders.append(f":s{index}")
-    expression = "SET " + ", ".join(sets)
-    if removes:
-        expression += " REMOVE " + ", ".join(removes)
+    expression = _Expression()
+    expression.sets = [
+        "#status = :target",
+        "updated_at = :now",
+        "history = list_append(if_not_exists(history, :none), :entry)",
+    ]
+    expression.values = {
+        ":target": {"S": move.target.value},
+        ":now": _serialize(now),
+        ":none": {"L": []},
+        ":entry": {"L": [_serialize(entry)]},
+        ":epoch": {"N": str(int(now.timestamp()))},
+    }
+    expression.assign(changes)
+    in_sources = expression.status_in(move.sources)
     return {
         "TableName": _table(),
         "Key": request_key(request_id),
-        "UpdateExpression": expression,
+        "UpdateExpression": expression.update(),
         "ConditionExpression": (
             "attribute_exists(pk)"
             " AND (attribute_not_exists(expires_at) OR expires_at > :epoch)"
-            f" AND #status IN ({', '.join(placeholders)})"
+            f" AND {in_sources}"
         ),
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": values,
+        "ExpressionAttributeNames": expression.names,
+        "ExpressionAttributeValues": expression.values,
     }
 
 
@@ -416,36 +440,20 @@ def note(
     """
     from botocore.exceptions import ClientError
 
-    names: dict[str, str] = {}
-    values: dict[str, AttributeValueTypeDef] = {}
-    sets, removes = [], []
-    for index, (name, value) in enumerate(changes.items()):
-        names[f"#n{index}"] = name
-        if value is None:
-            removes.append(f"#n{index}")
-        else:
-            sets.append(f"#n{index} = :v{index}")
-            values[f":v{index}"] = _serialize(value)
-    expression = ("SET " + ", ".join(sets) if sets else "") + (
-        " REMOVE " + ", ".join(removes) if removes else ""
-    )
+    expression = _Expression()
+    expression.assign(changes)
     condition = "attribute_exists(pk)"
     if only_if:
-        names["#status"] = "status"
-        placeholders = []
-        for index, status in enumerate(sorted(only_if)):
-            values[f":s{index}"] = {"S": status.value}
-            placeholders.append(f":s{index}")
-        condition += f" AND #status IN ({', '.join(placeholders)})"
+        condition += " AND " + expression.status_in(only_if)
     request: dict[str, Any] = {
         "TableName": _table(),
         "Key": request_key(request_id),
-        "UpdateExpression": expression.strip(),
+        "UpdateExpression": expression.update(),
         "ConditionExpression": condition,
-        "ExpressionAttributeNames": names,
+        "ExpressionAttributeNames": expression.names,
     }
-    if values:
-        request["ExpressionAttributeValues"] = values
+    if expression.values:
+        request["ExpressionAttributeValues"] = expression.values
     try:
         aws.dynamodb().update_item(**request)
     except ClientError as exc:
