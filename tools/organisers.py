@@ -88,16 +88,24 @@ def _records(args: argparse.Namespace) -> tuple[Iterator[RequestRecord], export.
     return export.read_records(source, progress=progress, warn=_warn), progress
 
 
-def stats_command(args: argparse.Namespace) -> int:
-    """``stats``: the figures as aligned text on stdout."""
+def _figures(args: argparse.Namespace, command: str) -> stats.Figures | None:
+    """The figures of ``args.source``, or None after saying why they can't be read."""
     records, progress = _records(args)
     try:
         figures = stats.collect(records)
     except export.ExportError as error:
-        progress.finish()
-        print(f"stats: {error}", file=sys.stderr)
-        return 2
+        progress.finish()  # clear the bar before the message
+        print(f"{command}: {error}", file=sys.stderr)
+        return None
     progress.finish()
+    return figures
+
+
+def stats_command(args: argparse.Namespace) -> int:
+    """``stats``: the figures as aligned text on stdout."""
+    figures = _figures(args, "stats")
+    if figures is None:
+        return 2
     print(stats.render_text(figures), end="")
     return 0
 
@@ -120,14 +128,9 @@ def report_command(args: argparse.Namespace) -> int:
     from tools import report
 
     out = Path(args.out)
-    records, progress = _records(args)
-    try:
-        figures = stats.collect(records)
-    except export.ExportError as error:
-        progress.finish()
-        print(f"report: {error}", file=sys.stderr)
+    figures = _figures(args, "report")
+    if figures is None:
         return 2
-    progress.finish()
     campaign, target = _names(args.stage)
     try:
         with _replacing(out) as partial:
