@@ -19,8 +19,8 @@ server" would change nothing. The bench prints the CPU each process used,
 which shows what limits the spike; ``--servers 1,2`` repeats it (on a reset
 moto) with two ``chalice local`` processes and round-robin clients (many
 processes, one request at a time each, is also how Lambda scales).
-moto is run with a request lock and a cheap transaction rollback, see
-FAIR_MOTO below (``--moto stock`` runs it unchanged).
+moto answers one call at a time with a cheap transaction rollback
+(tools/moto_server.py; ``--moto stock`` runs it unchanged).
 
 Then it drains the mail queue as the retry Lambda would (in-process,
 ``chalicelib.journey.retry_queued`` called repeatedly with the stage's
@@ -212,67 +212,16 @@ def check_stored(spike: Pass, items: list[dict[str, Any]]) -> None:
         spike.problems.append(f"statuses after the spike: {dict(statuses)}")
 
 
-# moto as it ships cannot take this spike, for two reasons of its own:
-# - its server is threaded but its DynamoDB is not thread-safe: a
-#   TransactWriteItems deep-copies the table while other threads write to it
-#   and fails ("dictionary changed size during iteration", HTTP 500);
-# - that deep copy (for rollback) is of the whole table, for every action of
-#   every transaction, so each transaction costs O(table size) and the spike
-#   slows down as the table grows (DynamoDB's transactions do not).
-# By default the spike runs moto with one lock around each request (each AWS
-# call atomic, as in DynamoDB; the app's 50 requests still interleave) and a
-# rollback that saves only the items a transaction touches (hash-key tables
-# only, like the app's). ``--moto stock`` runs moto unchanged.
-FAIR_MOTO = """
-import copy, sys, threading
-from moto import server
-from moto.dynamodb import models
-from moto.dynamodb.models.dynamo_type import DynamoType
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-lock = threading.Lock()
-answer = DomainDispatcherApplication.__call__
-def one_at_a_time(self, environ, start_response):
-    with lock:
-        return list(answer(self, environ, start_response))
-DomainDispatcherApplication.__call__ = one_at_a_time
-
-class NoTableCopy:
-    def __getattr__(self, name):
-        return getattr(copy, name)
-    @staticmethod
-    def deepcopy(value, memo=None):
-        return value if isinstance(value, models.Table) else copy.deepcopy(value, memo)
-models.copy = NoTableCopy()
-
-transact = models.DynamoDBBackend.transact_write_items
-def transact_write_items(self, transact_items):
-    saved = []
-    for action in transact_items:
-        op = next(iter(action.values()))
-        table = self.get_table(op["TableName"])
-        key = op.get("Key") or op["Item"]
-        value = DynamoType(key[table.hash_key_attr])
-        saved.append((table, value, copy.deepcopy(table.items.get(value))))
-    try:
-        return transact(self, transact_items)
-    except Exception:
-        for table, value, item in reversed(saved):
-            if item is None:
-                table.items.pop(value, None)
-            else:
-                table.items[value] = item
-        raise
-models.DynamoDBBackend.transact_write_items = transact_write_items
-server.main(sys.argv[1:])
-"""
-
-
+# moto as it ships cannot take this spike: its DynamoDB is not thread-safe,
+# and each transaction deep-copies the whole table (O(table size), which
+# DynamoDB's transactions are not). By default the spike runs moto the way
+# the tests do, one AWS call at a time (tools/moto_server.py), plus
+# ``--cheap-rollback``; ``--moto stock`` runs moto unchanged.
 def start_moto(port: int, fair: bool, log: Any) -> Any:
-    if not fair:
-        return local_stack.start_moto(port, stdout=log, stderr=log)
+    if fair:
+        return local_stack.start_moto(port, "--cheap-rollback", stdout=log, stderr=log)
     process = local_stack.spawn(
-        [sys.executable, "-c", FAIR_MOTO, "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log,
         stderr=log,
     )
@@ -508,7 +457,7 @@ def main() -> None:
         "--moto",
         choices=["fair", "stock"],
         default="fair",
-        help="stock: moto as it ships (its transactions race and cost O(table); see FAIR_MOTO)",
+        help="stock: moto as it ships (its transactions race and cost O(table); see tools/moto_server.py)",
     )
     parser.add_argument("--max-runs", type=int, default=20)
     parser.add_argument("--logs", type=Path, help="keep the servers' and the drain's logs here")

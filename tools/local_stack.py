@@ -86,9 +86,11 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def start_moto(port: int, **kwargs: Any) -> subprocess.Popen[bytes]:
+def start_moto(port: int, *options: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+    """moto's server, one AWS call at a time (see tools/moto_server.py)."""
+    script = str(ROOT / "tools" / "moto_server.py")
     process = spawn(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], **kwargs
+        [sys.executable, script, *options, "-H", "127.0.0.1", "-p", str(port)], **kwargs
     )
     wait_for(f"http://127.0.0.1:{port}/moto-api/data.json")
     return process
