@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from chalicelib import compose, deadlines, mail, outbound, store, tokens
 from chalicelib.lifecycle import Event, InvalidTransition, Status
@@ -175,19 +176,18 @@ def send_letter(request_id: str, pacer: Pacer | None = None) -> RequestRecord:
             return record
         if error.transient:
             changes = {"failure_reason": error.code, **_queued(record.send_attempts + 1, now())}
-            return store.apply(request_id, Event.SEND_DEFERRED, now(), changes)
-        return store.apply(request_id, Event.SEND_FAILED, now(), {"failure_reason": error.code})
+            return _settle(request_id, Event.SEND_DEFERRED, changes)
+        return _settle(request_id, Event.SEND_FAILED, {"failure_reason": error.code})
     except Exception:
         # This process failed before SES had the letter: give the claim back
         # so the retry job sends it, then let the failure surface.
         changes = {"failure_reason": "interrupted", **_queued(record.send_attempts + 1, now())}
-        store.apply(request_id, Event.SEND_DEFERRED, now(), changes)
+        _settle(request_id, Event.SEND_DEFERRED, changes)
         raise
     assert sent is not None  # the organisation's address is never suppressed here
-    record = store.apply(
+    record = _settle(
         request_id,
         Event.LETTER_SENT,
-        now(),
         {
             "sent_at": now(),
             "message_id": sent.message_id,
@@ -200,8 +200,24 @@ def send_letter(request_id: str, pacer: Pacer | None = None) -> RequestRecord:
         },
     )
     logger().info("letter sent", extra={"request_id": request_id})
-    _notify_sent(record, pacer)
+    if record.status == Status.SENT:
+        _notify_sent(record, pacer)
     return record
+
+
+def _settle(request_id: str, event: Event, changes: dict[str, Any]) -> RequestRecord:
+    """Record how a claimed send ended.
+
+    Only the claimant moves a request out of ``sending``, except a supporter
+    who asks to be forgotten meanwhile: then there is nothing to record.
+    """
+    try:
+        return store.apply(request_id, event, now(), changes)
+    except InvalidTransition:
+        current = store.get_request(request_id)
+        if current is None or current.status != Status.FORGOTTEN:
+            raise
+        return current
 
 
 def _notify_sent(record: RequestRecord, pacer: Pacer | None) -> None:

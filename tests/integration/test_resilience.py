@@ -161,3 +161,21 @@ def test_a_lambda_that_dies_after_confirming_is_healed_by_the_retry_job(
     assert journey.retry_queued(later(6))["letters"] == 1
     assert len(addressed_to(sent_mail(), TARGET)) == 1
     assert items_of(table_items, "request")[0]["status"] == "sent"
+
+
+def test_forgotten_while_the_letter_is_in_flight(client, sent_mail, table_items) -> None:  # type: ignore[no-untyped-def]
+    request_id = body(post_json(client, "/requests", SUPPORTER))["id"]
+    confirm = link(sent_mail()[0], "/confirm")
+
+    def forget_now(**_: object) -> None:
+        journey.forget(request_id)  # the supporter's click lands mid-send
+
+    fault = faults.Fault(lambda call: call == 1, forget_now)
+    with faults.inject(aws.sesv2(), "SendEmail", fault):
+        response = client.http.post(confirm, headers={"accept": "application/json"})
+    assert response.status_code == 200
+    assert body(response)["status"] == "forgotten"
+    [stored] = items_of(table_items, "request")
+    assert stored["status"] == "forgotten" and "email" not in stored
+    assert len(addressed_to(sent_mail(), TARGET)) == 1  # SES had it before the forget
+    assert addressed_to(sent_mail(), SUPPORTER["email"])[1:] == []  # no notice afterwards
