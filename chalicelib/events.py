@@ -6,7 +6,8 @@
   undelivered and an error is logged, because the target address is wrong.
 - Permanent bounce of, or complaint from, a supporter's address: nothing is
   mailed to it again.
-Events about messages we do not know are ignored.
+Messages are known by the tags ``outbound.send`` gave them; events about
+other messages, or requests gone since, are ignored.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib import deadlines, store, tokens
+from chalicelib import deadlines, outbound, store, tokens
 from chalicelib.journey import now
 from chalicelib.lifecycle import Status
 from chalicelib.log import logger
@@ -29,10 +30,10 @@ def handle(message: Any) -> str:
     if not isinstance(message, dict):
         return "ignored: not an SES event"
     kind = message.get("eventType") or message.get("notificationType")
-    ses_id = (message.get("mail") or {}).get("messageId")
-    if not isinstance(kind, str) or not isinstance(ses_id, str):
+    ses_mail = message.get("mail")
+    if not isinstance(kind, str) or not isinstance(ses_mail, dict):
         return "ignored: not an SES event"
-    owner = store.message_owner(ses_id)
+    owner = outbound.owner(ses_mail)
     if owner is None:
         logger().info("SES event for an unknown message", extra={"event": kind})
         return "ignored: unknown message"

@@ -47,11 +47,12 @@ def _queued(attempts: int, moment: datetime) -> dict[str, object]:
     }
 
 
-def submit(submission: Submission) -> RequestRecord:
+def submit(submission: Submission, allowances: tuple[store.Allowance, ...] = ()) -> RequestRecord:
     """Store a request (or find the active one) and start its verification.
 
-    A filled honeypot gets an answer that looks like success but nothing is
-    stored or sent, so a bot learns nothing.
+    Every submission counts against ``allowances`` (store.OverLimit when
+    one is used up). A filled honeypot gets an answer that looks like
+    success but nothing is stored or sent, so a bot learns nothing.
     """
     settings = get_settings()
     moment = now()
@@ -76,30 +77,44 @@ def submit(submission: Submission) -> RequestRecord:
     record.mail_queue = "pending"
     record.retry_at = moment if queue_all else moment + SAFETY_NET
     if submission.is_bot:
+        store.count_hits(allowances)
         logger().info("honeypot filled; nothing stored")
         return record
     expires_at = int(time.time()) + settings.verify_days * 86400
+    email_key = tokens.email_fingerprint(record.email)
     try:
-        store.create_request(record, tokens.email_fingerprint(record.email), expires_at)
+        created = store.create_request(record, email_key, expires_at, allowances)
     except store.DuplicateRequest as duplicate:
+        store.count_hits(allowances)
         logger().info("duplicate submission", extra={"request_id": duplicate.existing.request_id})
         return duplicate.existing
     logger().info("request stored", extra={"request_id": record.request_id})
+    if created.suppressed:
+        # The address hard-bounced or complained before: nothing is mailed.
+        logger().info("recipient suppressed; not sent", extra={"request_id": record.request_id})
+        _leave_queue(record.request_id)
+        return record
     if not settings.verification_required:
         return verify(record.request_id)
     if not queue_all:
-        send_verification(record)
+        send_verification(record, checked=True)
     return record
 
 
-def send_verification(record: RequestRecord, pacer: Pacer | None = None) -> None:
-    """Email the confirmation link; on a temporary failure, queue a retry."""
+def send_verification(
+    record: RequestRecord, pacer: Pacer | None = None, checked: bool = False
+) -> None:
+    """Email the confirmation link; on a temporary failure, queue a retry.
+
+    ``checked``: the address was just found not suppressed (at submission).
+    """
     try:
         outbound.send(
             compose.verification_email(get_settings(), record),
             record.request_id,
             "verification",
             pacer,
+            checked=checked,
         )
     except mail.MailError as error:
         logger().warning(
@@ -113,12 +128,16 @@ def send_verification(record: RequestRecord, pacer: Pacer | None = None) -> None
                 only_if=frozenset({Status.PENDING_VERIFICATION}),
             )
             return
-    if record.mail_queue is not None:  # sent by the retry job: leave the queue
-        store.note(
-            record.request_id,
-            {"mail_queue": None, "retry_at": None},
-            only_if=frozenset({Status.PENDING_VERIFICATION}),
-        )
+    if record.mail_queue is not None:  # the safety net, or sent by the retry job
+        _leave_queue(record.request_id)
+
+
+def _leave_queue(request_id: str) -> None:
+    store.note(
+        request_id,
+        {"mail_queue": None, "retry_at": None},
+        only_if=frozenset({Status.PENDING_VERIFICATION}),
+    )
 
 
 def verify(request_id: str, record: RequestRecord | None = None) -> RequestRecord:

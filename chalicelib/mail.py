@@ -113,8 +113,11 @@ def _encoded_text(value: str) -> str:
     return Header(value, "utf-8", header_name="Subject").encode(linesep="\r\n")
 
 
-def send(outgoing: Outgoing) -> Sent:
-    """Send one message; raise MailError on failure."""
+def send(outgoing: Outgoing, tags: dict[str, str] | None = None) -> Sent:
+    """Send one message; raise MailError on failure.
+
+    ``tags`` come back in the message's SES events (``mail.tags``).
+    """
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
@@ -132,6 +135,8 @@ def send(outgoing: Outgoing) -> Sent:
     }
     if settings.ses_configuration_set:
         request["ConfigurationSetName"] = settings.ses_configuration_set
+    if tags:
+        request["EmailTags"] = [{"Name": name, "Value": value} for name, value in tags.items()]
     try:
         response = aws.sesv2().send_email(**request)  # type: ignore[arg-type]
     except ClientError as exc:

@@ -164,54 +164,106 @@ def _table() -> str:
     return get_settings().table_name
 
 
-def create_request(record: RequestRecord, email_key: str, expires_at: int) -> RequestRecord:
+@dataclass(frozen=True)
+class Allowance:
+    """At most ``limit`` hits for ``key`` in each fixed window of ``window_seconds``."""
+
+    key: str
+    limit: int
+    window_seconds: int
+
+    def window(self, now: float) -> tuple[int, int]:
+        start = int(now // self.window_seconds * self.window_seconds)
+        return start, start + self.window_seconds
+
+
+class OverLimit(Exception):
+    def __init__(self, allowance: Allowance, retry_after: int) -> None:
+        super().__init__(allowance.key)
+        self.allowance = allowance
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Created:
+    record: RequestRecord
+    suppressed: bool  # the address hard-bounced or complained: mail nothing
+
+
+def create_request(
+    record: RequestRecord,
+    email_key: str,
+    expires_at: int,
+    allowances: tuple[Allowance, ...] = (),
+) -> Created:
     """Store a new request and its duplicate lock, both or neither.
 
-    Raises DuplicateRequest when another active request holds the lock. The
-    lock is written with a condition, so of twenty simultaneous identical
-    submissions exactly one creates a request.
+    One transaction also counts the submission against ``allowances``
+    (OverLimit when one is used up) and checks the address is not
+    suppressed, so the common case is a single write. Raises
+    DuplicateRequest when another active request holds the lock; that
+    submission is not counted here (see ``count_hits``). Of twenty
+    simultaneous identical submissions exactly one creates a request.
     """
     from botocore.exceptions import ClientError
 
-    now = int(time.time())
+    now = time.time()
     lock = {
         **_lock_key(email_key),
         "record_type": {"S": "email_lock"},
         "request_id": {"S": record.request_id},
         "expires_at": {"N": str(expires_at)},
     }
+    writes: list[Any] = [
+        {
+            "Put": {
+                "TableName": _table(),
+                "Item": _to_item(record, email_key, expires_at),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        },
+        {
+            "Put": {
+                "TableName": _table(),
+                "Item": lock,
+                "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now",
+                "ExpressionAttributeValues": {":now": {"N": str(int(now))}},
+            }
+        },
+        *(_counted(allowance, now, conditional=True) for allowance in allowances),
+    ]
+    suppression_check = {
+        "ConditionCheck": {
+            "TableName": _table(),
+            "Key": _suppression_key(email_key),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+    suppressed = False
     for attempt in range(_CONFLICT_RETRIES):
         try:
-            aws.dynamodb().transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": _table(),
-                            "Item": _to_item(record, email_key, expires_at),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": _table(),
-                            "Item": lock,
-                            "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now",
-                            "ExpressionAttributeValues": {":now": {"N": str(now)}},
-                        }
-                    },
-                ]
-            )
-            return record
+            checks: list[Any] = [] if suppressed else [suppression_check]
+            aws.dynamodb().transact_write_items(TransactItems=[*writes, *checks])
+            return Created(record, suppressed)
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
                 raise
-            codes = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
-            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-                existing = _active_request_for(email_key)
-                if existing is not None:
-                    raise DuplicateRequest(existing) from None
-            # A concurrent transaction on the same lock: wait for it to settle.
-            time.sleep(0.05 * (attempt + 1))
+            failed = [
+                reason.get("Code") == "ConditionalCheckFailed"
+                for reason in exc.response.get("CancellationReasons", [])
+            ]
+        for index, allowance in enumerate(allowances, start=2):
+            if index < len(failed) and failed[index]:
+                raise OverLimit(allowance, _retry_after(allowance, now)) from None
+        if len(failed) > 1 and failed[1]:
+            existing = _active_request_for(email_key)
+            if existing is not None:
+                raise DuplicateRequest(existing) from None
+        elif len(failed) == len(writes) + 1 and failed[-1]:
+            suppressed = True  # store it anyway (it is the supporter's), mail nothing
+            continue
+        # A concurrent transaction on the same lock: wait for it to settle.
+        time.sleep(0.05 * (attempt + 1))
     raise StoreBusy("could not store the request: the email lock stayed contended")
 
 
@@ -498,24 +550,8 @@ def forget(
         raise
 
 
-def remember_message(ses_message_id: str, request_id: str, kind: str, keep_days: int = 400) -> None:
-    """Map an SES message id to its request, for delivery and bounce events."""
-    aws.dynamodb().put_item(
-        TableName=_table(),
-        Item={
-            "pk": {"S": f"message#{ses_message_id}"},
-            "record_type": {"S": "message"},
-            "request_id": {"S": request_id},
-            "kind": {"S": kind},
-            "expires_at": {"N": str(int(time.time()) + keep_days * 86400)},
-        },
-    )
-
-
-def message_owner(ses_message_id: str) -> tuple[str, str] | None:
-    """(request id, kind) of a message we sent, or None if unknown."""
-    item = _live_item({"pk": {"S": f"message#{ses_message_id}"}})
-    return None if item is None else (item["request_id"]["S"], item["kind"]["S"])
+def _suppression_key(fingerprint: str) -> Item:
+    return {"pk": {"S": f"suppressed#{fingerprint}"}}
 
 
 def suppress(fingerprint: str, reason: str, now: datetime) -> None:
@@ -523,7 +559,7 @@ def suppress(fingerprint: str, reason: str, now: datetime) -> None:
     aws.dynamodb().put_item(
         TableName=_table(),
         Item={
-            "pk": {"S": f"suppressed#{fingerprint}"},
+            **_suppression_key(fingerprint),
             "record_type": {"S": "suppression"},
             "reason": {"S": reason},
             "suppressed_at": _serialize(now),
@@ -532,29 +568,50 @@ def suppress(fingerprint: str, reason: str, now: datetime) -> None:
 
 
 def is_suppressed(fingerprint: str) -> bool:
-    response = aws.dynamodb().get_item(
-        TableName=_table(), Key={"pk": {"S": f"suppressed#{fingerprint}"}}
-    )
+    response = aws.dynamodb().get_item(TableName=_table(), Key=_suppression_key(fingerprint))
     return "Item" in response
 
 
-def count_hit(key: str, window_seconds: int, now: float) -> tuple[int, int]:
-    """Count one hit in the current fixed window; (hits so far, window end).
+def _counter_key(allowance: Allowance, now: float) -> Item:
+    return {"pk": {"S": f"rate#{allowance.key}#{allowance.window(now)[0]}"}}
+
+
+def _counted(allowance: Allowance, now: float, conditional: bool) -> dict[str, Any]:
+    """A transaction's Update that counts one hit; refused when used up if ``conditional``.
 
     Counters are items that expire with their window (TTL), so nothing
     needs cleaning up.
     """
-    window_start = int(now // window_seconds * window_seconds)
-    window_end = window_start + window_seconds
-    response = aws.dynamodb().update_item(
-        TableName=_table(),
-        Key={"pk": {"S": f"rate#{key}#{window_start}"}},
-        UpdateExpression="ADD hits :one SET record_type = :type, expires_at = :expires",
-        ExpressionAttributeValues={
+    update: dict[str, Any] = {
+        "TableName": _table(),
+        "Key": _counter_key(allowance, now),
+        "UpdateExpression": "ADD hits :one SET record_type = :type, expires_at = :expires",
+        "ExpressionAttributeValues": {
             ":one": {"N": "1"},
             ":type": {"S": "rate_counter"},
-            ":expires": {"N": str(window_end + 60)},
+            ":expires": {"N": str(allowance.window(now)[1] + 60)},
         },
-        ReturnValues="UPDATED_NEW",
-    )
-    return int(response["Attributes"]["hits"]["N"]), window_end
+    }
+    if conditional:
+        update["ConditionExpression"] = "attribute_not_exists(hits) OR hits < :limit"
+        update["ExpressionAttributeValues"][":limit"] = {"N": str(allowance.limit)}
+    return {"Update": update}
+
+
+def _retry_after(allowance: Allowance, now: float) -> int:
+    return max(1, allowance.window(now)[1] - int(now))
+
+
+def count_hits(allowances: tuple[Allowance, ...]) -> None:
+    """Count one hit against each allowance; OverLimit if one is used up.
+
+    For the attempts that store nothing (bad input, duplicates, bots); a
+    new request is counted inside its own transaction.
+    """
+    now = time.time()
+    for allowance in allowances:
+        response = aws.dynamodb().update_item(
+            **_counted(allowance, now, conditional=False)["Update"], ReturnValues="UPDATED_NEW"
+        )
+        if int(response["Attributes"]["hits"]["N"]) > allowance.limit:
+            raise OverLimit(allowance, _retry_after(allowance, now))

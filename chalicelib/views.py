@@ -182,10 +182,26 @@ def _client_ip(request: Request) -> str | None:
     return ip if isinstance(ip, str) else None
 
 
-def _too_many(request: Request, field: str, retry_after: int, lang: str, as_html: bool) -> Response:
+def _too_many(request: Request, over: store.OverLimit, lang: str, as_html: bool) -> Response:
+    from chalicelib import limits
+
+    field = "body" if limits.is_ip(over) else "email"
     response = _errors(request, {field: "rate_limited"}, 429, lang, as_html)
-    response.headers["Retry-After"] = str(retry_after)
+    response.headers["Retry-After"] = str(over.retry_after)
     return response
+
+
+def _rejected(
+    request: Request, problems: dict[str, str], status: int, lang: str, as_html: bool
+) -> Response:
+    """The answer to bad input, which still counts against the client's IP limit."""
+    from chalicelib import limits
+
+    try:
+        store.count_hits(limits.for_ip(_client_ip(request)))
+    except store.OverLimit as over:
+        return _too_many(request, over, lang, as_html)
+    return _errors(request, problems, status, lang, as_html)
 
 
 @guarded
@@ -196,31 +212,30 @@ def create_request(request: Request) -> Response:
     as_html = media == FORM and not _wants_json(request)
     lang = _language(request)
     if len(request.raw_body or b"") > MAX_BODY_BYTES:
-        return _errors(request, {"body": "too_large"}, 413, lang, as_html)
-    wait = limits.ip_retry_after(_client_ip(request))
-    if wait is not None:
-        return _too_many(request, "body", wait, lang, as_html)
+        return _rejected(request, {"body": "too_large"}, 413, lang, as_html)
     if media not in (JSON, FORM):
-        return _errors(request, {"body": "unsupported"}, 415, lang, as_html)
+        return _rejected(request, {"body": "unsupported"}, 415, lang, as_html)
     data = _read_form(request, media)
     if data is None:
-        return _errors(request, {"body": "malformed"}, 400, lang, as_html)
+        return _rejected(request, {"body": "malformed"}, 400, lang, as_html)
     lang = _language(request, data.get("language"))
     submission, problems = parse_submission(data)
     if submission is None:
-        return _errors(request, problems, 422, lang, as_html)
+        return _rejected(request, problems, 422, lang, as_html)
     if captcha.required():
         try:
             if not captcha.passed(data, _client_ip(request)):
-                return _errors(request, {"captcha": "invalid"}, 422, lang, as_html)
+                return _rejected(request, {"captcha": "invalid"}, 422, lang, as_html)
         except captcha.CaptchaUnavailable:
             response = _errors(request, {"captcha": "unavailable"}, 503, lang, as_html)
             response.headers["Retry-After"] = "30"
             return response
-    wait = limits.email_retry_after(submission.email)
-    if wait is not None:
-        return _too_many(request, "email", wait, lang, as_html)
-    record = journey.submit(submission)
+    try:
+        record = journey.submit(
+            submission, limits.for_submission(_client_ip(request), submission.email)
+        )
+    except store.OverLimit as over:
+        return _too_many(request, over, lang, as_html)
     if as_html:
         return Response(
             body="",

@@ -137,12 +137,13 @@ def test_purge_expired(client, sent_mail, record_calls) -> None:  # type: ignore
 def test_ses_events(client, sent_mail, table_items, record_calls) -> None:  # type: ignore[no-untyped-def]
     _sent(client, sent_mail, "events@example.org")
     [stored] = [i for i in table_items() if i["record_type"] == "request"]
-    ses_id = stored["ses_message_id"]
+    tags = {"takeback_request": [stored["request_id"]], "takeback_kind": ["letter"]}
+    ses_mail = {"messageId": stored["ses_message_id"], "tags": tags}
     messages = [
-        {"eventType": "Delivery", "mail": {"messageId": ses_id}, "delivery": {}},
+        {"eventType": "Delivery", "mail": ses_mail, "delivery": {}},
         {
             "eventType": "Bounce",
-            "mail": {"messageId": ses_id},
+            "mail": ses_mail,
             "bounce": {
                 "bounceType": "Permanent",
                 "bouncedRecipients": [{"emailAddress": "events@example.org"}],

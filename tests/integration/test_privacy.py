@@ -36,8 +36,15 @@ def item(table_items, request_id: str) -> dict:  # type: ignore[no-untyped-def,t
     return next(i for i in table_items() if i.get("pk") == f"request#{request_id}")
 
 
-def ses_event(client, event_type: str, ses_id: str, **detail: object):  # type: ignore[no-untyped-def]
-    message = {"eventType": event_type, "mail": {"messageId": ses_id, "destination": []}, **detail}
+def ses_event(client, event_type: str, stored, kind: str = "letter", **detail: object):  # type: ignore[no-untyped-def]
+    """An SES event about the request's ``kind`` of message, tagged as the app sent it."""
+    tags = {
+        "ses:configuration-set": ["takeback-local"],
+        "takeback_request": [stored["request_id"]],
+        "takeback_kind": [kind],
+    }
+    ses_mail = {"messageId": stored["ses_message_id"], "destination": [], "tags": tags}
+    message = {"eventType": event_type, "mail": ses_mail, **detail}
     event = client.events.generate_sns_event(message=json.dumps(message), subject="")
     return client.lambda_.invoke("ses_events", event).payload
 
@@ -54,7 +61,7 @@ def test_delivery_is_recorded_and_the_deadline_counts_from_it(
     outcome = ses_event(
         client,
         "Delivery",
-        stored["ses_message_id"],
+        stored,
         delivery={"timestamp": f"{tomorrow.isoformat()}T09:00:00.000Z", "recipients": [TARGET]},
     )
     assert outcome == {"outcome": "delivered: deadline counted from delivery"}
@@ -73,9 +80,7 @@ def test_a_permanent_bounce_of_the_supporter_stops_all_mail_to_them(
     request_id, _ = sent_request(client, sent_mail)
     stored = item(table_items, request_id)
     bounce = {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": "zoe@example.org"}]}
-    assert ses_event(client, "Bounce", stored["ses_message_id"], bounce=bounce) == {
-        "outcome": "supporter suppressed"
-    }
+    assert ses_event(client, "Bounce", stored, bounce=bounce) == {"outcome": "supporter suppressed"}
     assert "supporter_bounced_at" in item(table_items, request_id)
     count = len(sent_mail())
     chase.run(date.fromisoformat(stored["due_date"]) + timedelta(days=1))
@@ -90,9 +95,7 @@ def test_a_bounce_of_the_target_marks_the_letter_undelivered(
     request_id, _ = sent_request(client, sent_mail)
     stored = item(table_items, request_id)
     bounce = {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": TARGET}]}
-    assert ses_event(client, "Bounce", stored["ses_message_id"], bounce=bounce) == {
-        "outcome": "target bounced"
-    }
+    assert ses_event(client, "Bounce", stored, bounce=bounce) == {"outcome": "target bounced"}
     assert "letter_bounced_at" in item(table_items, request_id)
     assert any(r.levelname == "ERROR" and "target" in r.getMessage() for r in caplog.records)
 
@@ -101,11 +104,50 @@ def test_a_complaint_suppresses_the_address(client, sent_mail, table_items) -> N
     request_id, _ = sent_request(client, sent_mail)
     stored = item(table_items, request_id)
     complaint = {"complainedRecipients": [{"emailAddress": "zoe@example.org"}]}
-    assert ses_event(client, "Complaint", stored["ses_message_id"], complaint=complaint) == {
-        "outcome": "suppressed"
-    }
+    assert ses_event(client, "Complaint", stored, complaint=complaint) == {"outcome": "suppressed"}
     suppressions = [i for i in table_items() if i["record_type"] == "suppression"]
     assert len(suppressions) == 1 and "zoe" not in json.dumps(suppressions, default=str)
+
+
+def test_a_suppressed_address_may_submit_again_but_is_never_mailed(
+    client, sent_mail, table_items
+) -> None:  # type: ignore[no-untyped-def]
+    request_id, status_path = sent_request(client, sent_mail)
+    complaint = {"complainedRecipients": [{"emailAddress": "zoe@example.org"}]}
+    ses_event(client, "Complaint", item(table_items, request_id), complaint=complaint)
+    client.http.post(status_path.replace("?token=", "/forget?token="))  # frees the address
+    before = len(sent_mail())
+    again = post_json(client, "/requests", {**SUPPORTER, "email": "zoe@example.org"})
+    assert again.status_code == 202
+    stored = item(table_items, body(again)["id"])
+    assert stored["status"] == "pending_verification"
+    assert "mail_queue" not in stored and "retry_at" not in stored  # nothing left to send
+    assert len(sent_mail()) == before
+    # A new address is still mailed at once (its suppression check passes).
+    assert (
+        post_json(client, "/requests", {**SUPPORTER, "email": "new@example.org"}).status_code == 202
+    )
+    assert addressed_to(sent_mail(), "new@example.org")
+
+
+def test_sent_mail_is_tagged_with_its_request_for_ses_events(client, sent_mail) -> None:  # type: ignore[no-untyped-def]
+    from chalicelib import aws
+
+    tags: list[dict[str, str]] = []
+
+    def observe(params: dict, **_: object) -> None:  # type: ignore[type-arg]
+        tags.append({tag["Name"]: tag["Value"] for tag in params.get("EmailTags", [])})
+
+    ses = aws.sesv2()
+    ses.meta.events.register("provide-client-params.sesv2.SendEmail", observe)
+    try:
+        request_id, _ = sent_request(client, sent_mail)
+    finally:
+        ses.meta.events.unregister("provide-client-params.sesv2.SendEmail", observe)
+    assert tags == [
+        {"takeback_request": request_id, "takeback_kind": kind}
+        for kind in ("verification", "letter", "sent_notice")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -115,6 +157,16 @@ def test_a_complaint_suppresses_the_address(client, sent_mail, table_items) -> N
         json.dumps([1, 2]),
         json.dumps({"eventType": "Delivery"}),
         json.dumps({"eventType": "Delivery", "mail": {"messageId": "unknown-id"}}),
+        json.dumps({"eventType": "Delivery", "mail": {"messageId": "x", "tags": {"a": ["b"]}}}),
+        json.dumps(
+            {
+                "eventType": "Delivery",
+                "mail": {
+                    "messageId": "x",
+                    "tags": {"takeback_request": ["no-such"], "takeback_kind": ["letter"]},
+                },
+            }
+        ),
         json.dumps({"eventType": "Bounce", "mail": {"messageId": "x"}, "bounce": None}),
     ],
 )

@@ -42,7 +42,7 @@ FIELDS = ("first_name", "last_name", "email", "province", "language", "consent_u
 ERROR_FIELDS = frozenset(FIELDS) | {"website", "body", "email", "captcha"}
 
 # What each kind of item may hold: the request's own fields and the store's
-# bookkeeping, the duplicate lock, the rate counters, the SES message map.
+# bookkeeping, the duplicate lock, the rate counters.
 STORE_OWN = frozenset(
     {"pk", "record_type", "email_key", "expires_at", "updated_at", "history"}
     | {"mail_queue", "retry_at", "send_attempts"}
@@ -51,7 +51,6 @@ ALLOWED_ATTRIBUTES = {
     "request": frozenset(RequestRecord.__dataclass_fields__) | STORE_OWN,
     "email_lock": frozenset({"pk", "record_type", "request_id", "expires_at"}),
     "rate_counter": frozenset({"pk", "record_type", "hits", "expires_at"}),
-    "message": frozenset({"pk", "record_type", "request_id", "kind", "expires_at"}),
     "suppression": frozenset({"pk", "record_type", "reason", "suppressed_at"}),
 }
 

@@ -191,8 +191,8 @@ def test_full_export_gives_one_row_per_live_request(tmp_path: Path) -> None:
              due_date=None, verified_at=None),  # expired: the app no longer sees it
         lock(1),
         lock(2),
-        {"pk": {"S": "message#0100abc"}, "record_type": {"S": "message"},
-         "request_id": {"S": "req-0001"}},
+        {"pk": {"S": "suppressed#0100abc"}, "record_type": {"S": "suppression"},
+         "reason": {"S": "bounce"}},
     ]  # fmt: skip
     folder = write_export(tmp_path / "export", full(items), files=3)
     for lean in (True, False):
