@@ -40,6 +40,10 @@ _PROBLEMS = {
         ("email", "required"): "Please enter your email address.",
         ("email", "too_long"): "This email address is too long.",
         ("email", "invalid"): "This email address is not valid.",
+        ("email", "ascii_only"): (
+            "We cannot send to an address with accented letters before the @."
+            " Please use another address."
+        ),
         ("province", "invalid"): "Choose a province or territory from the list, or leave it empty.",
         ("language", "invalid"): "Choose English or French.",
         ("consent_updates", "invalid"): "Tick the box or leave it empty.",
@@ -70,6 +74,10 @@ _PROBLEMS = {
         ("email", "required"): "Veuillez entrer votre adresse courriel.",
         ("email", "too_long"): "Cette adresse courriel est trop longue.",
         ("email", "invalid"): "Cette adresse courriel n'est pas valide.",
+        ("email", "ascii_only"): (
+            "Nous ne pouvons pas écrire à une adresse avec des lettres accentuées avant le @."
+            " Veuillez en utiliser une autre."
+        ),
         (
             "province",
             "invalid",

@@ -240,9 +240,18 @@ def _settle(request_id: str, event: Event, changes: dict[str, Any]) -> RequestRe
 
 
 def _notify_sent(record: RequestRecord, pacer: Pacer | None) -> None:
+    if record.supporter_bounced_at or record.complaint_at:
+        return  # the verification email bounced or was reported as spam
     try:
+        # The address passed the suppression check at submission, and only
+        # this request (its lock) mails it since: the record's own bounce
+        # and complaint marks are the rest of the check.
         outbound.send(
-            compose.sent_notice(get_settings(), record), record.request_id, "sent_notice", pacer
+            compose.sent_notice(get_settings(), record),
+            record.request_id,
+            "sent_notice",
+            pacer,
+            checked=True,
         )
     except mail.MailError as error:
         # Not retried: the letter is out and the status page says so.

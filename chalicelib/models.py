@@ -68,9 +68,15 @@ def _clean_email(value: object) -> str:
     try:
         # Deliverability (DNS) is not checked: it would make every submission
         # wait on a resolver, and the verification email proves it anyway.
-        return validate_email(address, check_deliverability=False).normalized
+        valid = validate_email(address, check_deliverability=False)
     except EmailNotValidError:
         raise FieldProblem("invalid") from None
+    if valid.ascii_email is None:
+        # SES sends only to ASCII addresses (no SMTPUTF8 mailboxes).
+        raise FieldProblem("ascii_only")
+    # An internationalised domain is kept in its ASCII (punycode) form, the
+    # one SES and mail headers take.
+    return valid.ascii_email
 
 
 def _clean_province(value: object) -> str | None:

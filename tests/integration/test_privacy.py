@@ -130,6 +130,24 @@ def test_a_suppressed_address_may_submit_again_but_is_never_mailed(
     assert addressed_to(sent_mail(), "new@example.org")
 
 
+def test_no_sent_notice_when_the_verification_email_bounced(client, sent_mail, table_items) -> None:  # type: ignore[no-untyped-def]
+    request_id = body(post_json(client, "/requests", SUPPORTER))["id"]
+    confirm = link(sent_mail()[0], "/confirm")
+    bounce = {
+        "bounceType": "Permanent",
+        "bouncedRecipients": [{"emailAddress": SUPPORTER["email"]}],
+    }
+    stored = {"request_id": request_id, "ses_message_id": "0100-verification"}
+    assert ses_event(client, "Bounce", stored, "verification", bounce=bounce) == {
+        "outcome": "supporter suppressed"
+    }
+    # A forwarded link still confirms: the letter goes, nothing more to the address.
+    assert client.http.post(confirm).status_code == 303
+    assert item(table_items, request_id)["status"] == "sent"
+    assert len(addressed_to(sent_mail(), TARGET)) == 1
+    assert len(sent_mail()) == 2  # the verification and the letter: no sent notice
+
+
 def test_sent_mail_is_tagged_with_its_request_for_ses_events(client, sent_mail) -> None:  # type: ignore[no-untyped-def]
     from chalicelib import aws
 

@@ -104,6 +104,16 @@ def test_bad_emails_are_refused(email: str) -> None:
     assert problems(email=email) == {"email": "invalid"}
 
 
+def test_accented_mailbox_names_are_refused_as_such() -> None:
+    # SES cannot send to SMTPUTF8 mailboxes: say so rather than fail later.
+    assert problems(email="josé@example.org") == {"email": "ascii_only"}
+
+
+def test_an_internationalised_domain_is_kept_in_ascii_form() -> None:
+    submission, _ = parse_submission({**VALID, "email": "zoe@exämple.ca"})
+    assert submission is not None and submission.email == "zoe@xn--exmple-cua.ca"
+
+
 def test_overlong_email_is_refused() -> None:
     assert problems(email="a" * 250 + "@example.org") == {"email": "too_long"}
 
