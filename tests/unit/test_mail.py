@@ -96,7 +96,7 @@ def test_long_and_awkward_names_roundtrip_within_line_limits(name: str) -> None:
         sender=Mailbox("requests@takeback.example", f"{name} via Take Back"),
         to=(Mailbox("privacy@clearview.ai", "Clearview AI"), Mailbox("b@example.org", name)),
         cc=(Mailbox("averyveryverylongaddress.of.someone@subdomain.example.org", name),),
-        subject="x",
+        subject=f"Demande d'accès – {name}",
         body="x\n",
     )
     raw = build(outgoing).as_bytes()
@@ -116,6 +116,7 @@ def test_long_and_awkward_names_roundtrip_within_line_limits(name: str) -> None:
     assert names("To") == ["Clearview AI", clean]
     assert names("Cc") == [clean]
     assert names("From") == [f"{clean} via Take Back"]
+    assert str(make_header(decode_header(str(parsed["Subject"])))) == f"Demande d'accès – {clean}"
 
 
 @pytest.mark.parametrize(
