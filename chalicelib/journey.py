@@ -26,6 +26,9 @@ from chalicelib.settings import get_settings
 # How long the retry job waits before healing a request whose Lambda stopped
 # between storing it and sending its email.
 SAFETY_NET = timedelta(minutes=5)
+# A second submission of an unverified address resends its confirmation
+# email when the last one is older than this.
+RESEND_AFTER = timedelta(minutes=10)
 
 
 def now() -> datetime:
@@ -86,8 +89,15 @@ def submit(submission: Submission, allowances: tuple[store.Allowance, ...] = ())
         created = store.create_request(record, email_key, expires_at, allowances)
     except store.DuplicateRequest as duplicate:
         store.count_hits(allowances)
-        logger().info("duplicate submission", extra={"request_id": duplicate.existing.request_id})
-        return duplicate.existing
+        existing = duplicate.existing
+        logger().info("duplicate submission", extra={"request_id": existing.request_id})
+        # Someone who submits again has usually lost the email: send it
+        # again, at most once per RESEND_AFTER (not for double clicks).
+        if existing.status == Status.PENDING_VERIFICATION and store.claim_resend(
+            existing.request_id, moment, moment - RESEND_AFTER
+        ):
+            send_verification(existing)
+        return existing
     logger().info("request stored", extra={"request_id": record.request_id})
     if created.suppressed:
         # The address hard-bounced or complained before: nothing is mailed.

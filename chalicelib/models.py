@@ -190,6 +190,7 @@ class RequestRecord:
     letter_bounced_at: datetime | None = None
     supporter_bounced_at: datetime | None = None
     complaint_at: datetime | None = None
+    verification_resent_at: datetime | None = None
     # Retention and the right to be forgotten.
     purge_on: date | None = None
     forgotten_at: datetime | None = None

@@ -53,6 +53,7 @@ _DATETIME_FIELDS = (
     "letter_bounced_at",
     "supporter_bounced_at",
     "complaint_at",
+    "verification_resent_at",
 )
 _DATE_FIELDS = (
     "due_date",
@@ -508,6 +509,38 @@ def note(
         request["ExpressionAttributeValues"] = expression.values
     try:
         aws.dynamodb().update_item(**request)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def claim_resend(request_id: str, now: datetime, not_since: datetime) -> bool:
+    """Whether to send the verification again: once per window, unverified only.
+
+    Conditional, so a double click sends one email, not two.
+    """
+    from botocore.exceptions import ClientError
+
+    expression = _Expression()
+    expression.assign({"verification_resent_at": now})
+    cutoff = _serialize(not_since)
+    expression.values[":cutoff"] = cutoff
+    in_status = expression.status_in(frozenset({Status.PENDING_VERIFICATION}))
+    try:
+        aws.dynamodb().update_item(
+            TableName=_table(),
+            Key=request_key(request_id),
+            UpdateExpression=expression.update(),
+            ConditionExpression=(
+                f"{in_status} AND created_at < :cutoff AND attribute_not_exists(mail_queue)"
+                " AND (attribute_not_exists(verification_resent_at)"
+                " OR verification_resent_at < :cutoff)"
+            ),
+            ExpressionAttributeNames=expression.names,
+            ExpressionAttributeValues=expression.values,
+        )
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
             return False

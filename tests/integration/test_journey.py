@@ -163,6 +163,32 @@ def test_duplicate_email_returns_the_same_request(client, table_items, sent_mail
     assert len(sent_mail()) == 1
 
 
+def test_submitting_again_later_resends_the_confirmation_email(
+    client, table_items, sent_mail
+) -> None:  # type: ignore[no-untyped-def]
+    import boto3
+
+    first = body(post_json(client, "/requests", SUPPORTER))
+    assert len(sent_mail()) == 1
+    # The supporter lost the email and comes back a quarter of an hour later.
+    [stored] = requests_in(table_items())
+    boto3.client("dynamodb").update_item(
+        TableName="takeback-local",
+        Key={"pk": {"S": str(stored["pk"])}},
+        UpdateExpression="SET created_at = :earlier",
+        ExpressionAttributeValues={":earlier": {"S": "2026-01-01T00:00:00+00:00"}},
+    )
+    with ThreadPoolExecutor(max_workers=5) as pool:  # a double click among them
+        again = list(pool.map(lambda _: post_json(client, "/requests", SUPPORTER), range(5)))
+    assert {body(response)["id"] for response in again} == {first["id"]}
+    assert len(sent_mail()) == 2  # one more, not five
+    assert len(requests_in(table_items())) == 1
+    # The new link confirms, like the first would have.
+    assert client.http.post(link(sent_mail()[1], "/confirm")).status_code == 303
+    assert requests_in(table_items())[0]["status"] == "sent"
+    assert len(addressed_to(sent_mail(), TARGET)) == 1
+
+
 def test_twenty_concurrent_identical_submissions_make_one_request_and_one_letter(
     client, table_items, sent_mail
 ) -> None:  # type: ignore[no-untyped-def]
