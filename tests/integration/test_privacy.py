@@ -209,6 +209,20 @@ def test_rate_limit_per_ip_gives_429_with_retry_after(make_client, table_items) 
     assert len([i for i in table_items() if i["record_type"] == "request"]) == 3
 
 
+def test_bad_input_counts_against_the_ip_limit_too(make_client, table_items) -> None:  # type: ignore[no-untyped-def]
+    client = make_client(RATE_LIMIT_PER_IP="3")
+    codes = [
+        client.http.post(
+            "/requests", headers={"content-type": "application/json"}, body=b"{"
+        ).status_code
+        for _ in range(3)
+    ]
+    assert codes == [400, 400, 400]
+    late = post_json(client, "/requests", {**SUPPORTER, "email": "valid@example.org"})
+    assert late.status_code == 429 and "body" in body(late)["errors"]
+    assert [i for i in table_items() if i["record_type"] == "request"] == []
+
+
 def test_rate_limit_per_email(make_client) -> None:  # type: ignore[no-untyped-def]
     client = make_client(RATE_LIMIT_PER_EMAIL="2")
     codes = [post_json(client, "/requests", SUPPORTER).status_code for _ in range(3)]
