@@ -94,7 +94,9 @@ def _to_target(
     return Outgoing(
         sender=_campaign(settings, on_behalf_of=record.full_name),
         to=(Mailbox(settings.target_email, settings.target_name),),
-        cc=(_supporter(record),),
+        # No copy to an address that bounced or complained; replies still
+        # name the supporter.
+        cc=() if record.unmailable else (_supporter(record),),
         reply_to=(_supporter(record),),
         subject=rendered.subject,
         body=rendered.body,

@@ -9,6 +9,7 @@ all mail goes that way, at the configured SES rate.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import secrets
 import time
@@ -29,6 +30,8 @@ SAFETY_NET = timedelta(minutes=5)
 # A second submission of an unverified address resends its confirmation
 # email when the last one is older than this.
 RESEND_AFTER = timedelta(minutes=10)
+# Anyone can submit someone else's address: resends are capped.
+MAX_RESENDS = 2
 
 
 def now() -> datetime:
@@ -87,6 +90,12 @@ def submit(submission: Submission, allowances: tuple[store.Allowance, ...] = ())
     email_key = tokens.email_fingerprint(record.email)
     try:
         created = store.create_request(record, email_key, expires_at, allowances)
+    except store.OverLimit as over:
+        # The transaction counted nothing: count the other limits still, so
+        # that one address over its limit does not hide an IP's attempts.
+        with contextlib.suppress(store.OverLimit):
+            store.count_hits(tuple(a for a in allowances if a != over.allowance))
+        raise
     except store.DuplicateRequest as duplicate:
         store.count_hits(allowances)
         existing = duplicate.existing
@@ -94,15 +103,23 @@ def submit(submission: Submission, allowances: tuple[store.Allowance, ...] = ())
         # Someone who submits again has usually lost the email: send it
         # again, at most once per RESEND_AFTER (not for double clicks).
         if existing.status == Status.PENDING_VERIFICATION and store.claim_resend(
-            existing.request_id, moment, moment - RESEND_AFTER
+            existing.request_id, moment, moment - RESEND_AFTER, MAX_RESENDS
         ):
             send_verification(existing)
         return existing
     logger().info("request stored", extra={"request_id": record.request_id})
     if created.suppressed:
-        # The address hard-bounced or complained before: nothing is mailed.
+        # The address hard-bounced or complained before: nothing is mailed
+        # to it (the letter to the organisation still goes if no
+        # verification is asked for).
         logger().info("recipient suppressed; not sent", extra={"request_id": record.request_id})
-        _leave_queue(record.request_id)
+        store.note(
+            record.request_id,
+            {"mail_suppressed": True, "mail_queue": None, "retry_at": None},
+            only_if=frozenset({Status.PENDING_VERIFICATION}),
+        )
+        if not settings.verification_required:
+            return verify(record.request_id)
         return record
     if not settings.verification_required:
         return verify(record.request_id)
@@ -250,8 +267,8 @@ def _settle(request_id: str, event: Event, changes: dict[str, Any]) -> RequestRe
 
 
 def _notify_sent(record: RequestRecord, pacer: Pacer | None) -> None:
-    if record.supporter_bounced_at or record.complaint_at:
-        return  # the verification email bounced or was reported as spam
+    if record.unmailable:
+        return  # suppressed at submission, or the verification email bounced or was reported
     try:
         # The address passed the suppression check at submission, and only
         # this request (its lock) mails it since: the record's own bounce

@@ -51,9 +51,17 @@ class MailError(Exception):
         self.maybe_sent = maybe_sent
 
 
-# Header lines are kept within 78 characters, so the ``email`` package
-# writes them as they are instead of parsing and refolding them.
+# Header lines stay within 78 characters (RFC 5322), as the email package
+# folds them too. (RFC 2047 asks 76 of lines with encoded words; 78 keeps
+# more names in one word, which some decoders, the email package's own
+# among them, need: they keep the space between two adjacent words.)
 _LINE = 78
+# Headers are folded here; the ``email`` package must write them as they
+# are: its refolding reparses them, which is slow and, for adjacent encoded
+# words, wrong (it inserts a space between them). A line can only pass 76
+# for an address longer than that, which no fold can split; RFC 5322 allows
+# lines of 998.
+_POLICY = SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -61,16 +69,23 @@ class Mailbox:
     address: str  # ASCII (models.py keeps supporters' addresses so)
     name: str = ""
 
-    def header(self, room: int = _LINE) -> str:
-        """The mailbox as it goes on the wire; ``room``: what its first line may hold."""
+    def header(self, room: int = _LINE, after: int = 0) -> str:
+        """The mailbox as it goes on the wire.
+
+        ``room``: what its first line may hold; ``after``: characters that
+        follow it on its last line (a comma).
+        """
         if not self.address.isascii() or _UNSAFE_IN_ADDRESS.search(self.address):
             raise ValueError("not a plain ASCII address")
         name = " ".join(self.name.split())
-        if name.isascii():
-            return formataddr((name, self.address))
-        lines = _encoded_words(name, room).split("\r\n")
+        if not name:
+            return self.address
+        if name.isascii():  # quoted as needed
+            lines = [formataddr((name, self.address)).rpartition(" <")[0]]
+        else:
+            lines = _encoded_words(name, room).split("\r\n")
         used = len(lines[-1]) + (_LINE - room if len(lines) == 1 else 0)
-        fold = "\r\n " if used + len(self.address) + 3 > _LINE else " "
+        fold = "\r\n " if used + len(self.address) + 3 + after > _LINE else " "
         return "\r\n".join(lines) + f"{fold}<{self.address}>"
 
 
@@ -97,7 +112,7 @@ class Sent:
 
 
 def build(outgoing: Outgoing, when: datetime | None = None) -> EmailMessage:
-    message = EmailMessage(policy=SMTP)
+    message = EmailMessage(policy=_POLICY)
     domain = outgoing.sender.address.rpartition("@")[2]
     message.set_raw("Message-ID", make_msgid(domain=domain))
     message.set_raw("Date", format_datetime(when or datetime.now(UTC)))
@@ -128,14 +143,17 @@ def _quoted_printable(text: str) -> str:
 
     lines = text.encode("utf-8").splitlines()
     normal = b"\r\n".join(lines) + b"\r\n" if lines else b""
-    return quoprimime.body_encode(normal.decode("latin-1"), SMTP.max_line_length or 78)
+    return quoprimime.body_encode(normal.decode("latin-1"), 76)
 
 
 def _mailboxes(header: str, mailboxes: tuple[Mailbox, ...]) -> str:
-    # One per line: no long line for the policy to refold.
-    first_room = _LINE - len(header) - 2
+    """One mailbox per line, each line within ``_LINE`` (the comma included)."""
+    last = len(mailboxes) - 1
     return ",\r\n ".join(
-        mailbox.header(first_room if index == 0 else _LINE - 1)
+        mailbox.header(
+            room=(_LINE - len(header) - 2 if index == 0 else _LINE - 1),
+            after=0 if index == last else 1,
+        )
         for index, mailbox in enumerate(mailboxes)
     )
 
@@ -216,7 +234,12 @@ def send(outgoing: Outgoing, tags: dict[str, str] | None = None) -> Sent:
     )
 
     settings = get_settings()
-    message = build(outgoing)
+    try:
+        message = build(outgoing)
+    except ValueError:
+        # An address no header can carry (e.g. stored before such
+        # addresses were refused): no retry will cure it.
+        raise MailError("InvalidAddress", transient=False) from None
     recipients = [mailbox.address for mailbox in (*outgoing.to, *outgoing.cc)]
     request: dict[str, object] = {
         "FromEmailAddress": outgoing.sender.address,

@@ -191,6 +191,10 @@ class RequestRecord:
     supporter_bounced_at: datetime | None = None
     complaint_at: datetime | None = None
     verification_resent_at: datetime | None = None
+    verification_resends: int | None = None
+    # The address was on the suppression list when the request was stored:
+    # the organisation's letter may go, nothing goes to the supporter.
+    mail_suppressed: bool | None = None
     # Retention and the right to be forgotten.
     purge_on: date | None = None
     forgotten_at: datetime | None = None
@@ -200,3 +204,8 @@ class RequestRecord:
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}"
+
+    @property
+    def unmailable(self) -> bool:
+        """The supporter's address is not to be mailed (suppressed, bounced, complained)."""
+        return bool(self.mail_suppressed or self.supporter_bounced_at or self.complaint_at)

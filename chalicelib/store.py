@@ -14,6 +14,7 @@ to days, so every read treats an item past ``expires_at`` as absent.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ PERSONAL_ATTRIBUTES = (
     "ses_message_id",
     "follow_up_message_id",
 )
-_CONFLICT_RETRIES = 5
+_CONFLICT_RETRIES = 6
 
 
 class StoreBusy(Exception):
@@ -144,8 +145,9 @@ def _to_record(item: Item) -> RequestRecord:
         if name in values:
             values[name] = date.fromisoformat(values[name])
     values["status"] = Status(values["status"])
-    if "send_attempts" in values:
-        values["send_attempts"] = int(values["send_attempts"])
+    for counted in ("send_attempts", "verification_resends"):
+        if counted in values:
+            values[counted] = int(values[counted])
     for name in ("first_name", "last_name", "email"):
         values.setdefault(name, "")  # removed when the supporter was forgotten
     return RequestRecord(**values)
@@ -263,8 +265,8 @@ def create_request(
         elif len(failed) == len(writes) + 1 and failed[-1]:
             suppressed = True  # store it anyway (it is the supporter's), mail nothing
             continue
-        # A concurrent transaction on the same lock: wait for it to settle.
-        time.sleep(0.05 * (attempt + 1))
+        # A concurrent transaction on the same lock or counter: let it settle.
+        _back_off(attempt)
     raise StoreBusy("could not store the request: the email lock stayed contended")
 
 
@@ -516,8 +518,9 @@ def note(
     return True
 
 
-def claim_resend(request_id: str, now: datetime, not_since: datetime) -> bool:
-    """Whether to send the verification again: once per window, unverified only.
+def claim_resend(request_id: str, now: datetime, not_since: datetime, most: int) -> bool:
+    """Whether to send the verification again: unverified only, once per
+    window, ``most`` times in all (anyone can submit someone's address).
 
     Conditional, so a double click sends one email, not two.
     """
@@ -525,6 +528,10 @@ def claim_resend(request_id: str, now: datetime, not_since: datetime) -> bool:
 
     expression = _Expression()
     expression.assign({"verification_resent_at": now})
+    expression.sets.append(
+        "verification_resends = if_not_exists(verification_resends, :zero) + :one"
+    )
+    expression.values.update({":zero": {"N": "0"}, ":one": {"N": "1"}, ":most": {"N": str(most)}})
     cutoff = _serialize(not_since)
     expression.values[":cutoff"] = cutoff
     in_status = expression.status_in(frozenset({Status.PENDING_VERIFICATION}))
@@ -537,6 +544,7 @@ def claim_resend(request_id: str, now: datetime, not_since: datetime) -> bool:
                 f"{in_status} AND created_at < :cutoff AND attribute_not_exists(mail_queue)"
                 " AND (attribute_not_exists(verification_resent_at)"
                 " OR verification_resent_at < :cutoff)"
+                " AND (attribute_not_exists(verification_resends) OR verification_resends < :most)"
             ),
             ExpressionAttributeNames=expression.names,
             ExpressionAttributeValues=expression.values,
@@ -643,8 +651,30 @@ def count_hits(allowances: tuple[Allowance, ...]) -> None:
     """
     now = time.time()
     for allowance in allowances:
-        response = aws.dynamodb().update_item(
-            **_counted(allowance, now, conditional=False)["Update"], ReturnValues="UPDATED_NEW"
-        )
-        if int(response["Attributes"]["hits"]["N"]) > allowance.limit:
+        hits = _count_hit(allowance, now)
+        if hits > allowance.limit:
             raise OverLimit(allowance, _retry_after(allowance, now))
+
+
+def _count_hit(allowance: Allowance, now: float) -> int:
+    from botocore.exceptions import ClientError
+
+    for attempt in range(_CONFLICT_RETRIES):
+        try:
+            response = aws.dynamodb().update_item(
+                **_counted(allowance, now, conditional=False)["Update"],
+                ReturnValues="UPDATED_NEW",
+            )
+            return int(response["Attributes"]["hits"]["N"])
+        except ClientError as exc:
+            # A create transaction holds the counter (same IP or address
+            # at the same moment); botocore does not retry this one.
+            if exc.response["Error"]["Code"] != "TransactionConflictException":
+                raise
+            _back_off(attempt)
+    raise StoreBusy("a rate counter stayed contended")
+
+
+def _back_off(attempt: int) -> None:
+    """Jittered, so clients that collided once do not collide again."""
+    time.sleep(random.uniform(0.01, 0.05) * 2**attempt)

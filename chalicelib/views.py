@@ -222,18 +222,20 @@ def create_request(request: Request) -> Response:
     submission, problems = parse_submission(data)
     if submission is None:
         return _rejected(request, problems, 422, lang, as_html)
-    if captcha.required():
-        try:
-            if not captcha.passed(data, _client_ip(request)):
-                return _rejected(request, {"captcha": "invalid"}, 422, lang, as_html)
-        except captcha.CaptchaUnavailable:
-            response = _errors(request, {"captcha": "unavailable"}, 503, lang, as_html)
-            response.headers["Retry-After"] = "30"
-            return response
+    ip = _client_ip(request)
     try:
-        record = journey.submit(
-            submission, limits.for_submission(_client_ip(request), submission.email)
-        )
+        if captcha.required():
+            # Counted before, so a blocked IP costs no call to the provider.
+            store.count_hits(limits.for_ip(ip))
+            ip = None  # counted: not again in the create transaction
+            try:
+                if not captcha.passed(data, _client_ip(request)):
+                    return _errors(request, {"captcha": "invalid"}, 422, lang, as_html)
+            except captcha.CaptchaUnavailable:
+                response = _errors(request, {"captcha": "unavailable"}, 503, lang, as_html)
+                response.headers["Retry-After"] = "30"
+                return response
+        record = journey.submit(submission, limits.for_submission(ip, submission.email))
     except store.OverLimit as over:
         return _too_many(request, over, lang, as_html)
     if as_html:

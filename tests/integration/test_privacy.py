@@ -148,6 +148,43 @@ def test_no_sent_notice_when_the_verification_email_bounced(client, sent_mail, t
     assert len(sent_mail()) == 2  # the verification and the letter: no sent notice
 
 
+def test_without_verification_a_suppressed_supporter_still_gets_the_letter_sent(
+    make_client, sent_mail, table_items
+) -> None:  # type: ignore[no-untyped-def]
+    client = make_client(VERIFICATION_REQUIRED="false")
+    first = body(post_json(client, "/requests", SUPPORTER))["id"]
+    complaint = {"complainedRecipients": [{"emailAddress": "zoe.cote@example.com"}]}
+    assert ses_event(client, "Complaint", item(table_items, first), complaint=complaint) == {
+        "outcome": "suppressed"
+    }
+    status = link(sent_mail()[-1], "")
+    client.http.post(status.replace("?token=", "/forget?token="))
+    before = len(sent_mail())
+    again = body(post_json(client, "/requests", SUPPORTER))["id"]
+    stored = item(table_items, again)
+    assert stored["status"] == "sent" and stored["mail_suppressed"] is True
+    [letter] = sent_mail()[before:]  # the letter only: no notice to the supporter
+    assert letter["To"].addresses[0].addr_spec == TARGET
+    assert letter["Cc"] is None  # no copy to the suppressed address
+    assert "zoe.cote@example.com" in str(letter["Reply-To"]).lower()
+
+
+def test_an_address_no_header_can_carry_is_a_permanent_mail_error(env) -> None:  # type: ignore[no-untyped-def]
+    from chalicelib import mail
+
+    # Such addresses are refused at the form; one stored before that rule
+    # must fail its send for good, not stop the job that meets it.
+    outgoing = mail.Outgoing(
+        sender=mail.Mailbox("requests@takeback.example"),
+        to=(mail.Mailbox("josé@example.org", "José"),),
+        subject="x",
+        body="x\n",
+    )
+    with pytest.raises(mail.MailError) as raised:
+        mail.send(outgoing)
+    assert raised.value.code == "InvalidAddress" and not raised.value.transient
+
+
 def test_sent_mail_is_tagged_with_its_request_for_ses_events(client, sent_mail) -> None:  # type: ignore[no-untyped-def]
     from chalicelib import aws
 
@@ -243,7 +280,10 @@ def test_the_local_stage_allows_hundreds_of_submissions_a_minute(client) -> None
 class _Verifier(BaseHTTPRequestHandler):
     """A fake Turnstile siteverify endpoint on 127.0.0.1."""
 
+    calls = 0
+
     def do_POST(self) -> None:
+        type(self).calls += 1
         form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
         ok = form.get("secret") == ["captcha-secret"] and form.get("response") == ["good-token"]
         payload = json.dumps({"success": ok}).encode()
@@ -281,6 +321,29 @@ def test_captcha_is_verified_server_side(make_client, verifier, table_items) -> 
     assert [i for i in table_items() if i["record_type"] == "request"] == []
     good = post_json(client, "/requests", {**SUPPORTER, "cf-turnstile-response": "good-token"})
     assert good.status_code == 202
+
+
+def test_a_blocked_ip_costs_no_call_to_the_captcha_provider(make_client, verifier) -> None:  # type: ignore[no-untyped-def]
+    boto3.client("ssm").put_parameter(
+        Name="/takeback/local/captcha-secret", Value="captcha-secret", Type="SecureString"
+    )
+    client = make_client(
+        CAPTCHA_PROVIDER="turnstile",
+        CAPTCHA_SECRET_PARAM="/takeback/local/captcha-secret",
+        CAPTCHA_VERIFY_URL=verifier,
+        RATE_LIMIT_PER_IP="2",
+    )
+    _Verifier.calls = 0
+    codes = [
+        post_json(
+            client,
+            "/requests",
+            {**SUPPORTER, "email": f"c{i}@example.org", "cf-turnstile-response": "good-token"},
+        ).status_code
+        for i in range(4)
+    ]
+    assert codes == [202, 202, 429, 429]
+    assert _Verifier.calls == 2
 
 
 def test_captcha_verifier_down_is_a_503(make_client) -> None:  # type: ignore[no-untyped-def]

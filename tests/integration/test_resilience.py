@@ -179,3 +179,18 @@ def test_forgotten_while_the_letter_is_in_flight(client, sent_mail, table_items)
     assert stored["status"] == "forgotten" and "email" not in stored
     assert len(addressed_to(sent_mail(), TARGET)) == 1  # SES had it before the forget
     assert addressed_to(sent_mail(), SUPPORTER["email"])[1:] == []  # no notice afterwards
+
+
+def test_transaction_conflicts_on_counters_are_retried(client, sent_mail, table_items) -> None:  # type: ignore[no-untyped-def]
+    # DynamoDB refuses a write to an item another transaction holds; moto
+    # never does, so the conflicts are injected.
+    conflict = faults.Fault(lambda call: call == 1, faults.error("TransactionCanceledException"))
+    with faults.inject(aws.dynamodb(), "TransactWriteItems", conflict):
+        first = post_json(client, "/requests", SUPPORTER)
+    assert first.status_code == 202 and conflict.injected == 1 and conflict.calls == 2
+    held = faults.Fault(lambda call: call == 1, faults.error("TransactionConflictException"))
+    with faults.inject(aws.dynamodb(), "UpdateItem", held):
+        again = post_json(client, "/requests", SUPPORTER)  # a duplicate: counted on its own
+    assert again.status_code == 202 and held.injected == 1
+    assert body(again)["id"] == body(first)["id"]
+    assert len(items_of(table_items, "request")) == 1

@@ -100,7 +100,8 @@ def test_long_and_awkward_names_roundtrip_within_line_limits(name: str) -> None:
         body="x\n",
     )
     raw = build(outgoing).as_bytes()
-    assert max(len(line) for line in raw.split(b"\r\n")) <= 78
+    lines = raw.split(b"\r\n")
+    assert max(len(line) for line in lines) <= 78
     # Decoded as RFC 2047 says (whitespace between encoded words ignored);
     # the email package's own phrase parser gets long encoded names wrong,
     # even those it folds itself.
@@ -145,3 +146,24 @@ def test_threading_ids_cannot_inject_headers() -> None:
                 in_reply_to="<a@b>\r\nBcc: victim@example.org",
             )
         )
+
+
+def test_a_very_long_address_after_a_long_name_is_not_refolded_wrongly() -> None:
+    # No fold can split an address: its line may pass 76 (RFC 5322 allows
+    # 998), and the email package must not reparse the encoded words.
+    address = "a" * 64 + "@" + "sub." * 10 + "example.org"
+    name = "Émilie-Geneviève Fontaine-Côté de la Rochefoucauld"
+    raw = build(
+        Outgoing(
+            sender=Mailbox("requests@takeback.example"),
+            to=(Mailbox(address, name), Mailbox("b@example.org", name)),
+            subject="x",
+            body="x\n",
+        )
+    ).as_bytes()
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    parsed = message_from_bytes(raw, policy=policy.compat32)
+    decoded = [
+        (str(make_header(decode_header(n))).strip(), a) for n, a in getaddresses([parsed["To"]])
+    ]
+    assert decoded == [(name, address), (name, "b@example.org")]
