@@ -71,6 +71,11 @@ def report(request_id: str) -> Response:
     return views().report(app.current_request, request_id)
 
 
+@app.route("/requests/{request_id}/withdraw-consent", methods=["POST"], content_types=ANY_TYPE)
+def withdraw_consent(request_id: str) -> Response:
+    return views().withdraw_consent(app.current_request, request_id)
+
+
 @app.route("/requests/{request_id}/forget", methods=["POST"], content_types=ANY_TYPE)
 def forget(request_id: str) -> Response:
     return views().forget(app.current_request, request_id)

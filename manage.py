@@ -111,6 +111,20 @@ def chase(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def withdraw_consent(args: argparse.Namespace) -> int:
+    """Stop campaign news for an address (a supporter who asked by email or post)."""
+    from chalicelib import journey, store, tokens
+
+    use_stage(args.stage)
+    record = store.request_for_email(tokens.email_fingerprint(args.email))
+    if record is None:
+        print("no open request for that address (forgotten, purged or never made)")
+        return 1
+    withdrawn = journey.withdraw_consent(record)
+    print(f"request {withdrawn.request_id}: consent_updates is now {withdrawn.consent_updates}")
+    return 0
+
+
 def build_page(args: argparse.Namespace) -> int:
     from tools import site
 
@@ -172,6 +186,13 @@ def parser() -> argparse.ArgumentParser:
     chase_cmd.add_argument("--as-of", help="run as if today were YYYY-MM-DD")
     chase_cmd.add_argument("--dry-run", action="store_true", help="list, send and write nothing")
     chase_cmd.set_defaults(handler=chase)
+
+    withdraw = commands.add_parser(
+        "withdraw-consent", help="stop campaign news for an address (the request goes on)"
+    )
+    withdraw.add_argument("--email", required=True)
+    withdraw.add_argument("--stage", default="local")
+    withdraw.set_defaults(handler=withdraw_consent)
 
     page = commands.add_parser("build-page", help="build the static campaign page")
     page.add_argument("--api-url", required=True)

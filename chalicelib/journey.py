@@ -305,6 +305,16 @@ def retry_queued(moment: datetime, time_left: Callable[[], float] | None = None)
     return counts
 
 
+def withdraw_consent(record: RequestRecord) -> RequestRecord:
+    """No more campaign updates; the request itself and its follow-up go on."""
+    if not record.consent_updates:
+        return record  # nothing to withdraw, or withdrawn already
+    changes: dict[str, Any] = {"consent_updates": False, "consent_withdrawn_at": now()}
+    store.note(record.request_id, changes)
+    logger().info("consent withdrawn", extra={"request_id": record.request_id})
+    return dataclasses.replace(record, **changes)
+
+
 def forget(request_id: str) -> None:
     """Remove the supporter's personal data at once, keeping an anonymous record."""
     record = store.get_request(request_id)

@@ -162,6 +162,7 @@ class RequestRecord:
     consent_updates: bool = False
     consent_given_at: datetime | None = None
     consent_wording_version: str | None = None
+    consent_withdrawn_at: datetime | None = None
     verified_at: datetime | None = None
     sent_at: datetime | None = None
     due_date: date | None = None

@@ -85,7 +85,7 @@ class Settings(BaseModel):
 
     verification_required: bool = True
     verify_days: int = Field(default=7, ge=1, le=30)
-    consent_wording_version: str = "2026-11-en-fr-1"
+    consent_wording_version: str = "2026-11-en-fr-2"
     # Alberta's deemed-refusal rule is unverified (legal-facts.md): the letter
     # only asserts it when an organiser has checked and switched this on.
     alberta_deemed_refusal: bool = False

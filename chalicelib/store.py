@@ -55,6 +55,7 @@ _DATETIME_FIELDS = (
     "supporter_bounced_at",
     "complaint_at",
     "verification_resent_at",
+    "consent_withdrawn_at",
 )
 _DATE_FIELDS = (
     "due_date",
@@ -259,7 +260,7 @@ def create_request(
             if index < len(failed) and failed[index]:
                 raise OverLimit(allowance, _retry_after(allowance, now)) from None
         if len(failed) > 1 and failed[1]:
-            existing = _active_request_for(email_key)
+            existing = request_for_email(email_key)
             if existing is not None:
                 raise DuplicateRequest(existing) from None
         elif len(failed) == len(writes) + 1 and failed[-1]:
@@ -278,7 +279,8 @@ def _live_item(key: Item) -> Item | None:
     return item
 
 
-def _active_request_for(email_key: str) -> RequestRecord | None:
+def request_for_email(email_key: str) -> RequestRecord | None:
+    """The open request of an address (by its fingerprint), from its lock."""
     lock = _live_item(_lock_key(email_key))
     return None if lock is None else get_request(lock["request_id"]["S"])
 

@@ -423,6 +423,17 @@ def with_cors(request: Request, response: Response) -> Response:
 
 
 @guarded
+def withdraw_consent(request: Request, request_id: str) -> Response:
+    """Stop campaign updates (the status page's button); the request goes on."""
+    record = _authorised(request, request_id, tokens.Purpose.STATUS, None)
+    record = journey.withdraw_consent(record)
+    if _wants_json(request) or _media_type(request) == JSON:
+        body = {"id": request_id, "consent_updates": record.consent_updates}
+        return Response(body=body, status_code=200)
+    return _to_status_page(record, "consent_withdrawn")
+
+
+@guarded
 def forget(request: Request, request_id: str) -> Response:
     """Remove the supporter's personal data now (the status page's button)."""
     record = _authorised(request, request_id, tokens.Purpose.STATUS, None)

@@ -17,8 +17,14 @@ pytestmark = pytest.mark.browser
 TARGET = "privacy@clearview.ai"
 
 
-def submit(stack: LiveStack, email: str) -> None:
-    data = {"first_name": "Zoë", "last_name": "Côté", "email": email, "language": "en"}
+def submit(stack: LiveStack, email: str, consent: bool = False) -> None:
+    data = {
+        "first_name": "Zoë",
+        "last_name": "Côté",
+        "email": email,
+        "language": "en",
+        "consent_updates": consent,
+    }
     request = urllib.request.Request(
         f"{stack.api}/requests",
         data=json.dumps(data).encode(),
@@ -51,7 +57,7 @@ def test_report_buttons_record_what_happened(
     check_accessibility: Callable[..., None],
     screenshot: Callable[..., object],  # type: ignore[type-arg]
 ) -> None:
-    submit(stack, "buttons@example.org")
+    submit(stack, "buttons@example.org", consent=True)  # every section, for axe
     # CSP bypassed here only so that axe-core can be injected.
     tab = confirm_in_browser(stack, open_tab, sent_mail, csp=False)
     page = tab.page  # type: ignore[attr-defined]
@@ -87,3 +93,19 @@ def test_forget_button_deletes_the_supporters_data(
     page.goto(status_url)
     assert page.get_by_role("heading", name="We cannot find this request").is_visible()
     assert len([m for m in sent_mail() if TARGET in str(m["To"])]) == 1
+
+
+def test_stop_news_button_withdraws_consent_and_keeps_the_request(
+    stack: LiveStack,
+    open_tab: OpenTab,
+    sent_mail: Callable[[], list],
+    table_items: Callable[[], list],  # type: ignore[type-arg]
+) -> None:
+    submit(stack, "news@example.org", consent=True)
+    tab = confirm_in_browser(stack, open_tab, sent_mail)
+    page = tab.page  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Stop campaign news").click()
+    page.get_by_text("Done: you will get no more campaign news from us.").wait_for()
+    assert page.get_by_role("button", name="Stop campaign news").count() == 0
+    [stored] = [i for i in table_items() if i["record_type"] == "request"]
+    assert stored["consent_updates"] is False and stored["status"] == "sent"

@@ -71,7 +71,7 @@ def test_consent_is_stored_with_time_and_wording(client, table_items) -> None:  
     [stored] = requests_in(table_items())
     assert stored["consent_updates"] is True
     assert str(stored["consent_given_at"]).startswith(str(date.today().year))
-    assert stored["consent_wording_version"] == "2026-11-en-fr-1"
+    assert stored["consent_wording_version"] == "2026-11-en-fr-2"
 
 
 def test_form_post_redirects_to_the_thank_you_page(client, table_items) -> None:  # type: ignore[no-untyped-def]

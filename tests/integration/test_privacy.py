@@ -396,6 +396,63 @@ def test_forget_leaves_no_trace_of_the_email_or_name(client, sent_mail, table_it
     )
 
 
+def test_withdrawing_consent_stops_news_and_keeps_the_request(
+    client, sent_mail, table_items
+) -> None:  # type: ignore[no-untyped-def]
+    request_id = body(post_json(client, "/requests", {**SUPPORTER, "consent_updates": True}))["id"]
+    client.http.post(link(sent_mail()[0], "/confirm"))
+    status_path = link(sent_mail()[-1], "")
+    assert item(table_items, request_id)["consent_updates"] is True
+    page = client.http.get(status_path, headers={"accept-language": "fr"}).body.decode()
+    assert "data-withdraw-consent" in page and "Ne plus recevoir de nouvelles" in page
+    withdraw = status_path.replace("?token=", "/withdraw-consent?token=")
+    done = client.http.post(withdraw)
+    assert done.status_code == 303
+    assert headers(done)["location"].startswith(f"../{request_id}?token=")
+    assert "notice=consent_withdrawn" in headers(done)["location"]
+    stored = item(table_items, request_id)
+    assert stored["consent_updates"] is False and stored["consent_withdrawn_at"]
+    assert stored["status"] == "sent" and stored["email"]  # the request goes on
+    after = client.http.get(status_path).body.decode()
+    assert "data-withdraw-consent" not in after
+    again = post_json(client, withdraw, {})
+    assert again.status_code == 200 and body(again) == {"id": request_id, "consent_updates": False}
+    # Only with the status link: the confirmation link does not open it.
+    confirm = link(sent_mail()[0], "/confirm").replace(
+        "/confirm?token=", "/withdraw-consent?token="
+    )
+    assert client.http.post(confirm).status_code == 403
+
+
+def test_organisers_withdraw_consent_for_a_written_request(
+    client, sent_mail, table_items, aws
+) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    from tools.local_stack import ROOT, aws_environment
+
+    consenting = {**SUPPORTER, "email": "written@example.org", "consent_updates": "on"}
+    request_id = body(post_json(client, "/requests", consenting))["id"]
+    assert item(table_items, request_id)["consent_updates"] is True
+    env = {**os.environ, **aws_environment(aws)}
+    command = [sys.executable, "manage.py", "withdraw-consent", "--stage", "local"]
+    done = subprocess.run(
+        [*command, "--email", "Written@Example.org"], cwd=ROOT, env=env, capture_output=True,
+        text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"request {request_id}: consent_updates is now False" in done.stdout
+    assert "written@example.org" not in done.stdout + done.stderr.lower()  # not logged
+    assert item(table_items, request_id)["consent_updates"] is False
+    unknown = subprocess.run(
+        [*command, "--email", "nobody@example.org"], cwd=ROOT, env=env, capture_output=True,
+        text=True, check=False,
+    )  # fmt: skip
+    assert unknown.returncode == 1 and "no open request" in unknown.stdout
+
+
 def test_forget_before_confirmation_from_a_json_client(client, sent_mail, table_items) -> None:  # type: ignore[no-untyped-def]
     request_id = body(post_json(client, "/requests", SUPPORTER))["id"]
     confirm = link(sent_mail()[0], "/confirm")
