@@ -305,15 +305,27 @@ def verifier():  # type: ignore[no-untyped-def]
     server.shutdown()
 
 
-def test_captcha_is_verified_server_side(make_client, verifier, table_items) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def with_turnstile(make_client, verifier):  # type: ignore[no-untyped-def]
+    """``with_turnstile(**settings)``: a client whose stage checks Turnstile tokens."""
     boto3.client("ssm").put_parameter(
         Name="/takeback/local/captcha-secret", Value="captcha-secret", Type="SecureString"
     )
-    client = make_client(
-        CAPTCHA_PROVIDER="turnstile",
-        CAPTCHA_SECRET_PARAM="/takeback/local/captcha-secret",
-        CAPTCHA_VERIFY_URL=verifier,
-    )
+    _Verifier.calls = 0
+
+    def make(**overrides: str):  # type: ignore[no-untyped-def]
+        return make_client(
+            CAPTCHA_PROVIDER="turnstile",
+            CAPTCHA_SECRET_PARAM="/takeback/local/captcha-secret",
+            CAPTCHA_VERIFY_URL=verifier,
+            **overrides,
+        )
+
+    return make
+
+
+def test_captcha_is_verified_server_side(with_turnstile, table_items) -> None:  # type: ignore[no-untyped-def]
+    client = with_turnstile()
     missing = post_json(client, "/requests", SUPPORTER)
     assert missing.status_code == 422 and "captcha" in body(missing)["errors"]
     bad = post_json(client, "/requests", {**SUPPORTER, "cf-turnstile-response": "bad"})
@@ -323,17 +335,8 @@ def test_captcha_is_verified_server_side(make_client, verifier, table_items) -> 
     assert good.status_code == 202
 
 
-def test_a_blocked_ip_costs_no_call_to_the_captcha_provider(make_client, verifier) -> None:  # type: ignore[no-untyped-def]
-    boto3.client("ssm").put_parameter(
-        Name="/takeback/local/captcha-secret", Value="captcha-secret", Type="SecureString"
-    )
-    client = make_client(
-        CAPTCHA_PROVIDER="turnstile",
-        CAPTCHA_SECRET_PARAM="/takeback/local/captcha-secret",
-        CAPTCHA_VERIFY_URL=verifier,
-        RATE_LIMIT_PER_IP="2",
-    )
-    _Verifier.calls = 0
+def test_a_blocked_ip_costs_no_call_to_the_captcha_provider(with_turnstile) -> None:  # type: ignore[no-untyped-def]
+    client = with_turnstile(RATE_LIMIT_PER_IP="2")
     codes = [
         post_json(
             client,
