@@ -89,7 +89,7 @@ def submit(submission: Submission, allowances: tuple[store.Allowance, ...] = ())
     expires_at = int(time.time()) + settings.verify_days * 86400
     email_key = tokens.email_fingerprint(record.email)
     try:
-        created = store.create_request(record, email_key, expires_at, allowances)
+        suppressed = store.create_request(record, email_key, expires_at, allowances)
     except store.OverLimit as over:
         # The transaction counted nothing: count the other limits still, so
         # that one address over its limit does not hide an IP's attempts.
@@ -98,17 +98,9 @@ def submit(submission: Submission, allowances: tuple[store.Allowance, ...] = ())
         raise
     except store.DuplicateRequest as duplicate:
         store.count_hits(allowances)
-        existing = duplicate.existing
-        logger().info("duplicate submission", extra={"request_id": existing.request_id})
-        # Someone who submits again has usually lost the email: send it
-        # again, at most once per RESEND_AFTER (not for double clicks).
-        if existing.status == Status.PENDING_VERIFICATION and store.claim_resend(
-            existing.request_id, moment, moment - RESEND_AFTER, MAX_RESENDS
-        ):
-            send_verification(existing)
-        return existing
+        return _submitted_again(duplicate.existing, moment)
     logger().info("request stored", extra={"request_id": record.request_id})
-    if created.suppressed:
+    if suppressed:
         # The address hard-bounced or complained before: nothing is mailed
         # to it (the letter to the organisation still goes if no
         # verification is asked for).
@@ -118,14 +110,25 @@ def submit(submission: Submission, allowances: tuple[store.Allowance, ...] = ())
             {"mail_suppressed": True, "mail_queue": None, "retry_at": None},
             only_if=frozenset({Status.PENDING_VERIFICATION}),
         )
-        if not settings.verification_required:
-            return verify(record.request_id)
-        return record
     if not settings.verification_required:
         return verify(record.request_id)
-    if not queue_all:
+    if not queue_all and not suppressed:
         send_verification(record, checked=True)
     return record
+
+
+def _submitted_again(existing: RequestRecord, moment: datetime) -> RequestRecord:
+    """The answer to a second submission: the open request of the address.
+
+    Someone who submits again has usually lost the email: it is sent again,
+    at most once per RESEND_AFTER (not for double clicks), MAX_RESENDS times.
+    """
+    logger().info("duplicate submission", extra={"request_id": existing.request_id})
+    if existing.status == Status.PENDING_VERIFICATION and store.claim_resend(
+        existing.request_id, moment, moment - RESEND_AFTER, MAX_RESENDS
+    ):
+        send_verification(existing)
+    return existing
 
 
 def send_verification(

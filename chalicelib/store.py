@@ -188,23 +188,18 @@ class OverLimit(Exception):
         self.retry_after = retry_after
 
 
-@dataclass(frozen=True)
-class Created:
-    record: RequestRecord
-    suppressed: bool  # the address hard-bounced or complained: mail nothing
-
-
 def create_request(
     record: RequestRecord,
     email_key: str,
     expires_at: int,
     allowances: tuple[Allowance, ...] = (),
-) -> Created:
+) -> bool:
     """Store a new request and its duplicate lock, both or neither.
 
     One transaction also counts the submission against ``allowances``
     (OverLimit when one is used up) and checks the address is not
-    suppressed, so the common case is a single write. Raises
+    suppressed, so the common case is a single write. Returns whether the
+    address is suppressed (the request is stored anyway: mail nothing). Raises
     DuplicateRequest when another active request holds the lock; that
     submission is not counted here (see ``count_hits``). Of twenty
     simultaneous identical submissions exactly one creates a request.
@@ -248,7 +243,7 @@ def create_request(
         try:
             checks: list[Any] = [] if suppressed else [suppression_check]
             aws.dynamodb().transact_write_items(TransactItems=[*writes, *checks])
-            return Created(record, suppressed)
+            return suppressed
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
                 raise
@@ -534,8 +529,7 @@ def claim_resend(request_id: str, now: datetime, not_since: datetime, most: int)
         "verification_resends = if_not_exists(verification_resends, :zero) + :one"
     )
     expression.values.update({":zero": {"N": "0"}, ":one": {"N": "1"}, ":most": {"N": str(most)}})
-    cutoff = _serialize(not_since)
-    expression.values[":cutoff"] = cutoff
+    expression.values[":cutoff"] = _serialize(not_since)
     in_status = expression.status_in(frozenset({Status.PENDING_VERIFICATION}))
     try:
         aws.dynamodb().update_item(
