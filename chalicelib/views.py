@@ -28,7 +28,7 @@ View = Callable[..., Response]
 
 
 class Refused(Exception):
-    """A link that opens nothing; carries the response to send instead."""
+    """A request refused deep in a view; carries the response to send instead."""
 
     def __init__(self, response: Response) -> None:
         super().__init__(response.status_code)
@@ -223,18 +223,10 @@ def create_request(request: Request) -> Response:
     if submission is None:
         return _rejected(request, problems, 422, lang, as_html)
     ip = _client_ip(request)
+    if captcha.required():
+        _human_check(request, data, lang, as_html)
+        ip = None  # counted there: not again in the create transaction
     try:
-        if captcha.required():
-            # Counted before, so a blocked IP costs no call to the provider.
-            store.count_hits(limits.for_ip(ip))
-            ip = None  # counted: not again in the create transaction
-            try:
-                if not captcha.passed(data, _client_ip(request)):
-                    return _errors(request, {"captcha": "invalid"}, 422, lang, as_html)
-            except captcha.CaptchaUnavailable:
-                response = _errors(request, {"captcha": "unavailable"}, 503, lang, as_html)
-                response.headers["Retry-After"] = "30"
-                return response
         record = journey.submit(submission, limits.for_submission(ip, submission.email))
     except store.OverLimit as over:
         return _too_many(request, over, lang, as_html)
@@ -245,6 +237,25 @@ def create_request(request: Request) -> Response:
             headers={"Location": get_settings().thank_you_url(submission.language)},
         )
     return Response(body={"id": record.request_id, "status": record.status.value}, status_code=202)
+
+
+def _human_check(request: Request, data: dict[str, Any], lang: str, as_html: bool) -> None:
+    """The stage's captcha; raises Refused. The IP is counted first, so a
+    blocked IP costs no call to the provider."""
+    from chalicelib import captcha, limits
+
+    try:
+        store.count_hits(limits.for_ip(_client_ip(request)))
+    except store.OverLimit as over:
+        raise Refused(_too_many(request, over, lang, as_html)) from None
+    try:
+        passed = captcha.passed(data, _client_ip(request))
+    except captcha.CaptchaUnavailable:
+        response = _errors(request, {"captcha": "unavailable"}, 503, lang, as_html)
+        response.headers["Retry-After"] = "30"
+        raise Refused(response) from None
+    if not passed:
+        raise Refused(_errors(request, {"captcha": "invalid"}, 422, lang, as_html))
 
 
 def _authorised(
