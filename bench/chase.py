@@ -60,6 +60,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import common  # noqa: E402
 
 from chalicelib import store, tokens  # noqa: E402
 from chalicelib.lifecycle import Status  # noqa: E402
@@ -238,18 +241,13 @@ def request_item(plan: Plan, index: int) -> dict[str, Any]:
 
 def populate(plan: Plan, endpoint: str, threads: int) -> float:
     """Write the plan's requests with BatchWriteItem from ``threads`` threads."""
-    import boto3
     from botocore.config import Config
 
     from tools import local_stack
 
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name=local_stack.REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(
+    client = common.local_dynamodb(
+        endpoint,
+        Config(
             parameter_validation=False,
             max_pool_connections=threads,
             read_timeout=120,

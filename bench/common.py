@@ -51,6 +51,22 @@ def project_copy(folder: Path, overrides: dict[str, str], stage: str = STAGE) ->
 # --- figures ----------------------------------------------------------------
 
 
+def local_dynamodb(endpoint: str, config: Any = None) -> Any:
+    """A DynamoDB client for the bench's own moto server (throwaway credentials)."""
+    import boto3
+
+    from tools import local_stack
+
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name=local_stack.REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=config,
+    )
+
+
 def percentile(samples: Sequence[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100) of unsorted samples."""
     ordered = sorted(samples)

@@ -168,15 +168,7 @@ def run_spike(
 
 
 def scan(endpoint: str, table: str) -> list[dict[str, Any]]:
-    import boto3
-
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name=local_stack.REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    client = common.local_dynamodb(endpoint)
     items: list[dict[str, Any]] = []
     for page in client.get_paginator("scan").paginate(TableName=table):
         items.extend(page["Items"])
