@@ -9,6 +9,7 @@ from chalice.app import (
     Chalice,
     CloudWatchEvent,
     Cron,
+    DynamoDBEvent,
     IAMAuthorizer,
     Rate,
     Request,
@@ -17,6 +18,11 @@ from chalice.app import (
 )
 
 app = Chalice(app_name="takeback")
+
+# The decorator needs an ARN when the app is imported, before the table
+# exists; tools/package.py points the deployed function at the stage
+# table's stream (Fn::GetAtt Table.StreamArn).
+TABLE_STREAM = "arn:aws:dynamodb:ca-central-1:000000000000:table/takeback/stream/packaged"
 
 # No content-type list: Chalice's own check (415 in its own format) is off,
 # and the views answer every type themselves, in the supporter's language.
@@ -109,6 +115,15 @@ def purge_expired(event: CloudWatchEvent) -> dict[str, object]:
     from chalicelib import jobs
 
     return jobs.purge(event, app.lambda_context)
+
+
+@app.on_dynamodb_record(stream_arn=TABLE_STREAM, batch_size=10)
+def send_stored(event: DynamoDBEvent) -> dict[str, object]:
+    """SEND_MODE=stream: the confirmation email and the letter, within about
+    a second of the API storing the request or its confirmation."""
+    from chalicelib import jobs
+
+    return jobs.stored(event.to_dict())
 
 
 @app.on_sns_message(topic="takeback-ses-events")

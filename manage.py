@@ -2,6 +2,7 @@
 """takeback's command line: the local stack and the organisers' tools.
 
     python manage.py run                       # the whole local stack
+    python manage.py deliver-stream            # (part of run) the table's stream to send_stored
     python manage.py check-settings --stage prod
     python manage.py chase [--stage local] [--as-of YYYY-MM-DD] [--dry-run]
     python manage.py build-page --api-url URL --out DIR [--stage prod]
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         local_stack.provision(endpoint, stage_env)
         env = local_stack.aws_environment(endpoint)
         processes.append(local_stack.start_chalice_local(args.api_port, "local", env))
+        processes.append(local_stack.start_stream_delivery(env))
         processes.append(local_stack.serve_folder(page_dir, args.page_port))
         print(
             "\ntakeback local stack is running:\n"
@@ -111,6 +113,22 @@ def chase(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def deliver_stream(args: argparse.Namespace) -> int:
+    """The local stage's stand-in for Lambda's event source mapping.
+
+    chalice local fires no event sources: this reads the table's stream from
+    the moto server and invokes ``send_stored`` with each batch, until stopped.
+    """
+    from tools import streams
+
+    use_stage("local")
+    import app
+    from chalicelib.settings import get_settings
+
+    streams.deliver_forever(get_settings().table_name, lambda event: app.send_stored(event, None))
+    return 0
+
+
 def withdraw_consent(args: argparse.Namespace) -> int:
     """Stop campaign news for an address (a supporter who asked by email or post)."""
     from chalicelib import journey, store, tokens
@@ -176,6 +194,11 @@ def parser() -> argparse.ArgumentParser:
     local.add_argument("--api-port", type=int, default=8000)
     local.add_argument("--page-port", type=int, default=8080)
     local.set_defaults(handler=run)
+
+    stream = commands.add_parser(
+        "deliver-stream", help="(run starts it) deliver the local table's stream to send_stored"
+    )
+    stream.set_defaults(handler=deliver_stream)
 
     check = commands.add_parser("check-settings", help="validate a stage's settings")
     check.add_argument("--stage", default="prod")

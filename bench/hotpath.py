@@ -8,12 +8,16 @@ response parsing), never the network or AWS. Requests go through
 ``chalice.test.Client`` on the ``local`` stage (a project copy with
 OUTBOX_DIR empty, so no .eml files are written; verification on).
 
-- submission: ``POST /requests`` (JSON): rate-limit counters, the request +
-  lock transaction, the verification email and its bookkeeping;
+- submission: ``POST /requests`` (JSON): the transaction that stores the
+  request, its lock and rate counters (and, with ``--send-mode inline``, the
+  verification email and its bookkeeping);
 - confirmation: ``POST /requests/{id}/confirm?token=`` (the page's form
-  button): the verify transaction, the letter and the sent notice;
-- also timed, without a target: the confirm page (GET), the status page the
-  confirmation redirects to, and one SES delivery event (SNS Lambda).
+  button, with the token the email carries): the verify transaction (and,
+  inline, the letter and the sent notice);
+- also timed, without a target: the stream consumer (``send_stored``, the
+  Lambda that sends in the default ``stream`` mode) on the submission's and
+  the confirmation's stream records, the confirm page (GET), the status page
+  the confirmation redirects to, and one SES delivery event (SNS Lambda).
 
 Baseline: a minimal Chalice handler through the same Client and the same
 stubbed clients that only parses JSON, calls put_item and send_email.
@@ -27,13 +31,15 @@ the app as Lambda does: import, lazy imports, clients, first requests),
 against a minimal handler's, median of --cold-runs.
 
     python bench/hotpath.py [--iterations 2000] [--warmup 200] [--profile]
-    python bench/hotpath.py --send-mode queue     # the API only queues mail
+    python bench/hotpath.py --send-mode inline    # the API sends during the request
+    python bench/hotpath.py --send-mode queue     # the retry job sends everything
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import cProfile
 import io
 import json
@@ -126,7 +132,7 @@ def baseline_app() -> Any:
 class Bench:
     """The app and the baseline on one set of instant AWS clients."""
 
-    def __init__(self, project: Path, inline: bool) -> None:
+    def __init__(self, project: Path, send_mode: str) -> None:
         from chalice.test import Client
 
         from app import app
@@ -135,10 +141,13 @@ class Bench:
         aws.reset()
         self.fake = common.InstantAWS()
         self.fake.install(aws.dynamodb(), aws.sesv2(), aws.ssm())
-        self.client = Client(app, stage_name=common.STAGE, project_dir=str(project)).http
+        app_client = Client(app, stage_name=common.STAGE, project_dir=str(project))
+        self.client = app_client.http
+        self.lambdas = app_client.lambda_
         self.base = Client(baseline_app(), stage_name=common.STAGE, project_dir=str(project)).http
         self.index = 0
-        self.inline = inline
+        self.send_mode = send_mode
+        self.emails: dict[str, str] = {}
 
     def baseline(self) -> None:
         response = self.base.post("/requests", headers=JSON_HEADERS, body=payload(self.index))
@@ -152,13 +161,35 @@ class Bench:
         response = self.client.post("/requests", headers=JSON_HEADERS, body=payload(self.index))
         assert response.status_code == 202, response.body
         request_id: str = response.json_body["id"]
+        self.emails[request_id] = json.loads(payload(self.index))["email"]
         return request_id
 
-    @staticmethod
-    def token(request_id: str, purpose: str) -> str:
+    def token(self, request_id: str) -> str:
+        """The confirmation token, as the verification email carries it."""
         from chalicelib import tokens
 
-        return tokens.issue(request_id, tokens.Purpose(purpose))
+        email_key = tokens.email_fingerprint(self.emails[request_id])
+        return tokens.issue(request_id, tokens.Purpose.CONFIRM, email_key)
+
+    def item(self, request_id: str) -> dict[str, Any]:
+        return copy.deepcopy(self.fake.items[f"request#{request_id}"])
+
+    def deliver(self, request_id: str, before: dict[str, Any] | None) -> None:
+        """The stream record of the request's last write, to ``send_stored``.
+
+        As Lambda delivers it (the stub keeps no stream: the record is made
+        from the item now and as it was before the write).
+        """
+        images: dict[str, Any] = {"NewImage": self.item(request_id)}
+        if before is not None:
+            images["OldImage"] = before
+        record = {
+            "eventName": "INSERT" if before is None else "MODIFY",
+            "eventSource": "aws:dynamodb",
+            "dynamodb": images,
+        }
+        result = self.lambdas.invoke("send_stored", {"Records": [record]})
+        assert sum(result.payload.values()) == 1, result.payload
 
     def confirm_page(self, request_id: str, token: str) -> None:
         path = f"/requests/{request_id}/confirm?token={token}"
@@ -207,7 +238,17 @@ def timed(action: Callable[[], Any]) -> tuple[float, float, Any]:
     return (time.perf_counter_ns() - wall) / 1e6, (time.thread_time_ns() - cpu) / 1e6, result
 
 
-KINDS = ["noop", "baseline", "submission", "confirm page", "confirmation", "status page", "ses"]
+KINDS = [
+    "noop",
+    "baseline",
+    "submission",
+    "stream: verification",
+    "confirm page",
+    "confirmation",
+    "stream: letter",
+    "status page",
+    "ses",
+]
 
 
 Samples = dict[str, dict[str, list[float]]]
@@ -225,14 +266,20 @@ def one_round(bench: Bench, samples: Samples, calls: dict[str, Counter[str]]) ->
         calls[kind] = Counter(bench.fake.calls) - before
         return result
 
+    streamed = bench.send_mode == "stream"
     run("noop", bench.noop)
     run("baseline", bench.baseline)
     request_id = run("submission", bench.submit)
-    token = bench.token(request_id, "confirm")
+    if streamed:
+        run("stream: verification", lambda: bench.deliver(request_id, None))
+    token = bench.token(request_id)
     run("confirm page", lambda: bench.confirm_page(request_id, token))
+    pending = bench.item(request_id)
     location = run("confirmation", lambda: bench.confirm(request_id, token))
+    if streamed:
+        run("stream: letter", lambda: bench.deliver(request_id, pending))
     run("status page", lambda: bench.status_page(request_id, location))
-    if bench.inline:
+    if bench.send_mode != "queue":
         event = bench.ses_delivery_event(request_id)
         run("ses", lambda: bench.ses_delivery(event))
     # Forget this supporter's items and mail: a steady heap, as in a warm Lambda.
@@ -280,7 +327,7 @@ def profile(bench: Bench, kind: str, rounds: int) -> str:
     prepared = []
     for _ in range(rounds):
         request_id = bench.submit()
-        prepared.append((request_id, bench.token(request_id, "confirm")))
+        prepared.append((request_id, bench.token(request_id)))
     profiler = cProfile.Profile()
     if kind == "submission":
         profiler.runcall(lambda: [bench.submit() for _ in range(rounds)])
@@ -429,7 +476,7 @@ mark("first submission")
 wall_first = time.perf_counter() - wall
 assert first["statusCode"] == 202, first
 request_id = json.loads(first["body"])["id"]
-token = tokens.issue(request_id, tokens.Purpose.CONFIRM)
+token = tokens.issue(request_id, tokens.Purpose.CONFIRM, tokens.email_fingerprint("cold@example.org"))
 path = f"/requests/{{request_id}}/confirm"
 resource = "/requests/{{request_id}}/confirm"
 params = {{"request_id": request_id}}
@@ -540,9 +587,10 @@ def main() -> None:
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument(
         "--send-mode",
-        choices=["inline", "queue"],
-        default="inline",
-        help="SEND_MODE of the stage (queue: the API only queues mail; the retry job sends)",
+        choices=["stream", "inline", "queue"],
+        default="stream",
+        help="SEND_MODE of the stage (stream, as deployed: the API only writes and the"
+        " stream consumer sends; inline: the API sends; queue: the retry job sends)",
     )
     parser.add_argument("--profile", action="store_true", help="profile even when on target")
     parser.add_argument("--profile-rounds", type=int, default=100)
@@ -558,7 +606,7 @@ def main() -> None:
         # (Left open: Powertools' logger keeps the stream it was created with.)
         sink = open(os.devnull, "w")  # noqa: SIM115
         with contextlib.redirect_stdout(sink):
-            bench = Bench(project, inline=args.send_mode == "inline")
+            bench = Bench(project, args.send_mode)
             calls: dict[str, Counter[str]] = {}
             for _ in range(args.warmup):
                 one_round(bench, _empty(), calls)
@@ -621,6 +669,8 @@ def report(
         ("baseline (parse, put_item, send)", "baseline"),
         ("submission POST /requests", "submission"),
         ("confirmation POST .../confirm", "confirmation"),
+        ("stream consumer: verification email", "stream: verification"),
+        ("stream consumer: letter + notice", "stream: letter"),
         ("confirm page GET .../confirm", "confirm page"),
         ("status page GET /requests/{id}", "status page"),
         ("SES delivery event (SNS Lambda)", "ses"),
@@ -649,11 +699,11 @@ def report(
         f"({net['confirmation'] / net['baseline']:.1f}x)"
     )
     print("AWS calls per request (counted at the stub):")
-    for kind in ("baseline", "submission", "confirm page", "confirmation", "status page", "ses"):
+    for kind in KINDS[1:]:
         if kind not in calls:
             continue
         listed = ", ".join(f"{name} x{count}" for name, count in sorted(calls[kind].items()))
-        print(f"  {kind:<13} {sum(calls[kind].values()):2d}: {listed}")
+        print(f"  {kind:<20} {sum(calls[kind].values()):2d}: {listed}")
     steps, wall_first, cold_base = cold
     names = [name for name, _ in steps]
     first = sum(ms for _, ms in steps[: names.index("first submission") + 1])

@@ -19,7 +19,8 @@ from chalicelib.settings import Settings
 
 
 def confirm_url(settings: Settings, record: RequestRecord) -> str:
-    token = tokens.issue(record.request_id, tokens.Purpose.CONFIRM)
+    email_key = tokens.email_fingerprint(record.email)
+    token = tokens.issue(record.request_id, tokens.Purpose.CONFIRM, email_key)
     return f"{settings.api_base_url}/requests/{record.request_id}/confirm?token={token}"
 
 

@@ -51,6 +51,19 @@ def purge(event: Any, context: Any) -> dict[str, object]:
     return {"purged": purged}
 
 
+def stored(event: dict[str, Any]) -> dict[str, object]:
+    """A batch of the table's stream: send what the API has just stored.
+
+    An exception fails the batch and Lambda delivers it again; what was
+    already sent is claimed, so it is not sent twice.
+    """
+    from chalicelib import store
+
+    counts = journey.on_stored(store.request_changes(event.get("Records") or []))
+    logger().info("stream batch", extra=counts)
+    return dict(counts)
+
+
 def ses_event(message: str) -> dict[str, object]:
     """One SES event from SNS; malformed messages are logged and dropped."""
     try:

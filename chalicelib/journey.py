@@ -1,10 +1,20 @@
 """The supporter's journey: submit, verify, the letter going out, forgetting.
 
 Every status change goes through ``store.apply`` (a conditional write), so
-whichever Lambda wins a race does the work and the others do nothing. Mail
-that SES refuses for now (throttling, an outage) waits in the mail queue
-(``mail_queue``/``retry_at``) for the retry job; with ``send_mode = queue``
-all mail goes that way, at the configured SES rate.
+whichever Lambda wins a race does the work and the others do nothing.
+
+Who sends depends on ``send_mode``:
+
+- ``stream`` (deployed stages): the API only writes; a Lambda on the table's
+  stream (``send_stored``) sends the confirmation email and the letter
+  within about a second of the write;
+- ``inline``: the API sends during the request;
+- ``queue``: the retry job sends everything, at the configured SES rate.
+
+Mail that SES refuses for now (throttling, an outage) waits in the mail
+queue (``mail_queue``/``retry_at``) for the retry job. Every request is
+stored already queued, ``SAFETY_NET`` ahead, so the retry job also sends
+what a Lambda that stopped half-way did not.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ import contextlib
 import dataclasses
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -32,6 +42,13 @@ SAFETY_NET = timedelta(minutes=5)
 RESEND_AFTER = timedelta(minutes=10)
 # Anyone can submit someone else's address: resends are capped.
 MAX_RESENDS = 2
+# The writes the stream consumer sends on, as (status before, after): a new
+# request, and a verified one. The deployed event source mapping passes it
+# only these (tools/package.py), so other writes cost no invocation.
+STREAMED: tuple[tuple[Status | None, Status], ...] = (
+    (None, Status.PENDING_VERIFICATION),
+    (Status.PENDING_VERIFICATION, Status.QUEUED),
+)
 
 
 def now() -> datetime:
@@ -63,6 +80,8 @@ def submit(submission: Submission, allowances: tuple[store.Allowance, ...] = ())
     settings = get_settings()
     moment = now()
     queue_all = settings.send_mode == "queue" and settings.verification_required
+    # The stream consumer sends when the request is stored (on_stored).
+    send_now = settings.send_mode == "inline"
     record = RequestRecord(
         request_id=new_request_id(),
         status=Status.PENDING_VERIFICATION,
@@ -112,7 +131,7 @@ def submit(submission: Submission, allowances: tuple[store.Allowance, ...] = ())
         )
     if not settings.verification_required:
         return verify(record.request_id)
-    if not queue_all and not suppressed:
+    if send_now and not suppressed:
         send_verification(record, checked=True)
     return record
 
@@ -180,21 +199,47 @@ def verify(request_id: str, record: RequestRecord | None = None) -> RequestRecor
         raise LookupError(request_id)
     if record.status != Status.PENDING_VERIFICATION:
         return record
-    queue_all = get_settings().send_mode == "queue"
-    # Queued in the same write: should this Lambda stop before the letter is
-    # out, the retry job sends it (in queue mode it always does).
-    changes: dict[str, object] = {"verified_at": now(), **_queued(0, now())}
-    if not queue_all:
-        changes["retry_at"] = now() + SAFETY_NET
-    try:
-        store.verify(request_id, tokens.email_fingerprint(record.email), now(), changes)
-    except InvalidTransition:
+    changes = _verified(request_id, tokens.email_fingerprint(record.email))
+    if changes is None:
         # A second click, or a concurrent one: the first does the sending.
         return store.get_request(request_id) or record
+    if get_settings().send_mode == "inline":
+        return send_letter(request_id)
+    return dataclasses.replace(record, status=Status.QUEUED, **changes)
+
+
+def confirm(request_id: str, email_key: str) -> None:
+    """Confirm from a link that carries the address's fingerprint.
+
+    The write comes first and the request is read only when it fails (a
+    second click, an expired or forgotten request): with the stream
+    consumer sending, a confirmation is one transaction. LookupError when
+    there is no request to confirm.
+    """
+    if _verified(request_id, email_key) is None:
+        current = store.get_request(request_id)
+        if current is None or current.status == Status.FORGOTTEN:
+            raise LookupError(request_id)
+        return
+    if get_settings().send_mode == "inline":
+        send_letter(request_id)
+
+
+def _verified(request_id: str, email_key: str) -> dict[str, Any] | None:
+    """Apply VERIFY; the changes written, or None if the request was not pending."""
+    moment = now()
+    # Queued in the same write: should the letter not go out (a Lambda that
+    # stops, a stream record lost), the retry job sends it; in queue mode
+    # it always does.
+    changes: dict[str, Any] = {"verified_at": moment, **_queued(0, moment)}
+    if get_settings().send_mode != "queue":
+        changes["retry_at"] = moment + SAFETY_NET
+    try:
+        store.verify(request_id, email_key, moment, changes)
+    except InvalidTransition:
+        return None
     logger().info("request verified", extra={"request_id": request_id})
-    if queue_all:
-        return dataclasses.replace(record, status=Status.QUEUED, **changes)  # type: ignore[arg-type]
-    return send_letter(request_id)
+    return changes
 
 
 def send_letter(request_id: str, pacer: Pacer | None = None) -> RequestRecord:
@@ -289,6 +334,40 @@ def _notify_sent(record: RequestRecord, pacer: Pacer | None) -> None:
             "sent notice not delivered",
             extra={"request_id": record.request_id, "error": error.code},
         )
+
+
+def on_stored(changes: Iterable[store.Change]) -> dict[str, int]:
+    """Stream mode: send what the API has just stored.
+
+    A new request gets its confirmation email; a request that has just been
+    verified gets its letter. The stream delivers records at least once, so
+    both are claimed first (a replayed record finds the claim taken).
+    """
+    settings = get_settings()
+    counts = {"verifications": 0, "letters": 0}
+    if settings.send_mode != "stream":
+        return counts  # the API or the retry job sends
+    pacer = Pacer(settings.send_rate_per_second)
+    new_request, verified = STREAMED
+    for change in changes:
+        record = change.record
+        if (change.before, record.status) == new_request:
+            if settings.verification_required and _claim_verification(record):
+                # Not ``checked``: the suppression mark may be written after
+                # the request, so the send looks it up itself.
+                send_verification(record, pacer)
+                counts["verifications"] += 1
+        elif (change.before, record.status) == verified:
+            send_letter(record.request_id, pacer)
+            counts["letters"] += 1
+    return counts
+
+
+def _claim_verification(record: RequestRecord) -> bool:
+    """Take the stored verification email: it is still queued as stored."""
+    if record.mail_queue is None or record.retry_at is None:
+        return False  # suppressed, or already sent
+    return store.move_retry(record.request_id, record.retry_at, now() + SAFETY_NET)
 
 
 def retry_queued(moment: datetime, time_left: Callable[[], float] | None = None) -> dict[str, int]:

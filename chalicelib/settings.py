@@ -99,10 +99,12 @@ class Settings(BaseModel):
     chase_lookback_days: int = Field(default=60, ge=1, le=2000)
     chase_margin_seconds: int = Field(default=30, ge=1, le=600)
 
-    # "inline": the API sends as soon as it can and queues only what SES
-    # refuses for now; "queue": all mail goes out through the retry job at
-    # send_rate_per_second (for spikes beyond the SES quota).
-    send_mode: Literal["inline", "queue"] = "inline"
+    # "stream": the API only writes and the table's stream consumer
+    # (send_stored) sends within about a second; "inline": the API sends
+    # during the request; "queue": all mail goes out through the retry job
+    # at send_rate_per_second (for spikes beyond the SES quota). In every
+    # mode the retry job sends what SES refused for now.
+    send_mode: Literal["stream", "inline", "queue"] = "stream"
     retry_max_minutes: int = Field(default=60, ge=1, le=1440)
 
     # Personal data of finished requests is removed this many days after

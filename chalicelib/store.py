@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -550,6 +550,75 @@ def claim_resend(request_id: str, now: datetime, not_since: datetime, most: int)
             return False
         raise
     return True
+
+
+def move_retry(request_id: str, seen: datetime, to: datetime) -> bool:
+    """Claim an unverified request's queued email: move its next attempt
+    from ``seen`` (as the caller read it) to ``to``.
+
+    Only one caller moves it from ``seen``; the others (a replayed stream
+    record, the retry job's own send having cleared the queue) get False.
+    """
+    from botocore.exceptions import ClientError
+
+    expression = _Expression()
+    expression.assign({"retry_at": to})
+    expression.values.update({":seen": _serialize(seen), ":pending": {"S": "pending"}})
+    in_status = expression.status_in(frozenset({Status.PENDING_VERIFICATION}))
+    try:
+        aws.dynamodb().update_item(
+            TableName=_table(),
+            Key=request_key(request_id),
+            UpdateExpression=expression.update(),
+            ConditionExpression=f"{in_status} AND mail_queue = :pending AND retry_at = :seen",
+            ExpressionAttributeNames=expression.names,
+            ExpressionAttributeValues=expression.values,
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+@dataclass(frozen=True)
+class Change:
+    """A write to a request, as the table's stream reports it."""
+
+    before: Status | None  # None: the request was just stored
+    record: RequestRecord
+
+
+def request_changes(stream_records: Iterable[Mapping[str, Any]]) -> Iterator[Change]:
+    """The writes to requests among a batch of DynamoDB stream records.
+
+    Locks, counters and removals are skipped; so are records whose images
+    are not requests (the stream shows every item of the table).
+    """
+    for stream_record in stream_records:
+        images = stream_record.get("dynamodb") or {}
+        new = images.get("NewImage")
+        if not new or new.get("record_type", {}).get("S") != "request":
+            continue
+        old = images.get("OldImage") or {}
+        before = old.get("status", {}).get("S")
+        yield Change(Status(before) if before else None, _to_record(new))
+
+
+def stream_filters(transitions: Iterable[tuple[Status | None, Status]]) -> list[str]:
+    """Lambda filter patterns passing only these status changes of requests."""
+    import json
+
+    patterns = []
+    for before, after in transitions:
+        new = {"record_type": {"S": ["request"]}, "status": {"S": [after.value]}}
+        if before is None:
+            pattern: dict[str, Any] = {"eventName": ["INSERT"], "dynamodb": {"NewImage": new}}
+        else:
+            old = {"status": {"S": [before.value]}}
+            pattern = {"eventName": ["MODIFY"], "dynamodb": {"NewImage": new, "OldImage": old}}
+        patterns.append(json.dumps(pattern, separators=(",", ":")))
+    return patterns
 
 
 def forget(

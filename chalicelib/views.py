@@ -262,17 +262,27 @@ def _authorised(
     request: Request, request_id: str, purpose: tokens.Purpose, max_age_days: int | None
 ) -> RequestRecord:
     """The request the link's token opens; raises Refused (403/404) otherwise."""
-    lang = _language(request)
-    as_json = _wants_json(request)
-    query: Mapping[str, str] = request.query_params or {}
-    try:
-        tokens.check(query.get("token"), request_id, purpose, max_age_days)
-    except tokens.BadToken:
-        raise Refused(_refusal(request, 403, "bad_token", lang, as_json)) from None
+    _checked_token(request, request_id, purpose, max_age_days)
     record = store.get_request(request_id)
     if record is None or record.status == Status.FORGOTTEN:
-        raise Refused(_refusal(request, 404, "not_found", lang, as_json))
+        raise _not_found(request)
     return record
+
+
+def _checked_token(
+    request: Request, request_id: str, purpose: tokens.Purpose, max_age_days: int | None
+) -> str | None:
+    """The address fingerprint the link's token carries; Refused (403) if it is bad."""
+    query: Mapping[str, str] = request.query_params or {}
+    try:
+        return tokens.check(query.get("token"), request_id, purpose, max_age_days)
+    except tokens.BadToken:
+        response = _refusal(request, 403, "bad_token", _language(request), _wants_json(request))
+        raise Refused(response) from None
+
+
+def _not_found(request: Request) -> Refused:
+    return Refused(_refusal(request, 404, "not_found", _language(request), _wants_json(request)))
 
 
 def _refusal(request: Request, status: int, reason: str, lang: str, as_json: bool) -> Response:
@@ -304,23 +314,37 @@ def show_confirm(request: Request, request_id: str) -> Response:
     lang = _language(request, record.language)
     pending = record.status == Status.PENDING_VERIFICATION
     return _page(
-        request, "confirm", lang, record=record, pending=pending, status_token=_status_token(record)
+        request,
+        "confirm",
+        lang,
+        record=record,
+        pending=pending,
+        status_token=_status_token(record.request_id),
     )
 
 
 @guarded
 def confirm(request: Request, request_id: str) -> Response:
-    record = _authorised(request, request_id, tokens.Purpose.CONFIRM, get_settings().verify_days)
+    verify_days = get_settings().verify_days
+    email_key = _checked_token(request, request_id, tokens.Purpose.CONFIRM, verify_days)
+    if email_key is not None and not _wants_json(request):
+        # The page only needs the request's id: the write goes first, unread.
+        try:
+            journey.confirm(request_id, email_key)
+        except LookupError:
+            raise _not_found(request) from None
+        return _to_status_page(request_id, "confirmed")
+    record = _authorised(request, request_id, tokens.Purpose.CONFIRM, verify_days)
     record = journey.verify(request_id, record)
     if _wants_json(request):
         return Response(body=_status_body(record), status_code=200)
-    return _to_status_page(record, "confirmed")
+    return _to_status_page(record.request_id, "confirmed")
 
 
-def _to_status_page(record: RequestRecord, notice: str) -> Response:
+def _to_status_page(request_id: str, notice: str) -> Response:
     """303 to the status page (relative, so it works under any API prefix)."""
-    token = _status_token(record)
-    location = f"../{record.request_id}?{urlencode({'token': token, 'notice': notice})}"
+    token = _status_token(request_id)
+    location = f"../{request_id}?{urlencode({'token': token, 'notice': notice})}"
     return Response(body="", status_code=303, headers={"Location": location})
 
 
@@ -344,7 +368,7 @@ def _status_page(
         record=record,
         notice=query.get("notice") if status == 200 else None,
         problem=problem,
-        status_token=_status_token(record),
+        status_token=_status_token(record.request_id),
         reports=_available_reports(record),
     )
 
@@ -386,7 +410,7 @@ def report(request: Request, request_id: str) -> Response:
         return _refusal(request, 404, "not_found", lang, as_json)
     if as_json:
         return Response(body=_status_body(record), status_code=200)
-    return _to_status_page(record, kind.value)
+    return _to_status_page(record.request_id, kind.value)
 
 
 def _report_problem(
@@ -399,8 +423,8 @@ def _report_problem(
     return _status_page(request, record, status, problem=i18n.report_problem(lang, code))
 
 
-def _status_token(record: RequestRecord) -> str:
-    return tokens.issue(record.request_id, tokens.Purpose.STATUS)
+def _status_token(request_id: str) -> str:
+    return tokens.issue(request_id, tokens.Purpose.STATUS)
 
 
 # --- CORS -----------------------------------------------------------------
@@ -441,7 +465,7 @@ def withdraw_consent(request: Request, request_id: str) -> Response:
     if _wants_json(request) or _media_type(request) == JSON:
         body = {"id": request_id, "consent_updates": record.consent_updates}
         return Response(body=body, status_code=200)
-    return _to_status_page(record, "consent_withdrawn")
+    return _to_status_page(record.request_id, "consent_withdrawn")
 
 
 @guarded

@@ -10,19 +10,59 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
+from chalice.test import Client, TestHTTPClient
 
-from tools import local_stack
+from tools import local_stack, streams
 
 STAGE = "local"
 TEST_SECRET = "test-signing-secret-not-for-production"
+
+
+class _Delivering(TestHTTPClient):
+    """Each HTTP call, then what Lambda does with the table's stream."""
+
+    def __init__(self, app: Any, config: Any, after: Callable[[], object]) -> None:
+        super().__init__(app, config)
+        self._after = after
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().request(*args, **kwargs)
+        self._after()
+        return response
+
+
+class StreamingClient(Client):
+    """chalice's test client, with the table's stream delivered to
+    ``send_stored`` after every HTTP call, as Lambda delivers it in AWS
+    (within about a second there, before the call returns here).
+
+    ``deliver_stream()`` delivers what other code (a job run directly) wrote.
+    """
+
+    def __init__(self, app: Any, project_dir: Path, table_name: str) -> None:
+        super().__init__(app, stage_name=STAGE, project_dir=str(project_dir))
+        self._reader = streams.StreamReader(table_name)
+
+    @property
+    def http(self) -> TestHTTPClient:
+        if self._http_client is None:
+            self._http_client = _Delivering(self._app, self._chalice_config, self.deliver_stream)
+        return self._http_client
+
+    def deliver_stream(self) -> int:
+        return streams.deliver(
+            self._reader, lambda event: self.lambda_.invoke("send_stored", event)
+        )
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +147,9 @@ def live_stack(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> 
                 stderr=log,
             ),
             local_stack.serve_folder(folder / "site", page_port, stdout=log, stderr=log),
+            local_stack.start_stream_delivery(
+                local_stack.aws_environment(moto_endpoint), project, stdout=log, stderr=log
+            ),
         ]
     with local_stack.running(processes):
         yield LiveStack(api=api, page=page, outbox=folder / "outbox")
@@ -140,26 +183,38 @@ def env(aws: str, stage_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.fixture
-def client(aws: str, project_dir: Path) -> Iterator[object]:
-    from chalice.test import Client
-
+def client(aws: str, project_dir: Path, stage_env: dict[str, str]) -> Iterator[StreamingClient]:
     from app import app
 
-    with Client(app, stage_name=STAGE, project_dir=str(project_dir)) as test_client:
+    with StreamingClient(app, project_dir, stage_env["TABLE_NAME"]) as test_client:
         yield test_client
 
 
 @pytest.fixture
-def sent_mail(aws: str) -> Callable[[], list[EmailMessage]]:
-    """Every message SES (moto) accepted since the reset, parsed."""
+def sent_mail(aws: str) -> Callable[..., list[EmailMessage]]:
+    """Every message SES (moto) accepted since the reset, parsed.
 
-    def read() -> list[EmailMessage]:
+    ``sent_mail(at_least=n, to=address)`` first waits (10 s at most) for n
+    messages (to that address): the live stack delivers the table's stream
+    in its own process, a moment after the API answers.
+    """
+
+    def fetch() -> list[EmailMessage]:
         with urllib.request.urlopen(f"{aws}/moto-api/data.json") as response:
             data = json.load(response)
         return [
             message_from_bytes(item["raw_data"].encode("utf-8"), policy=policy.default)  # type: ignore[misc]
             for item in data["ses"]["RawMessage"]
         ]
+
+    def read(at_least: int = 0, to: str | None = None) -> list[EmailMessage]:
+        deadline = time.monotonic() + 10
+        while True:
+            messages = fetch()
+            counted = [m for m in messages if to is None or to in str(m["To"])]
+            if len(counted) >= at_least or time.monotonic() > deadline:
+                return messages
+            time.sleep(0.05)
 
     return read
 
@@ -186,8 +241,6 @@ def table_items(aws: str, stage_env: dict[str, str]) -> Callable[[], list[dict[s
 @pytest.fixture
 def make_client(aws: str, tmp_path: Path) -> Iterator[Callable[..., object]]:
     """A chalice.test.Client on the local stage with some settings changed."""
-    from chalice.test import Client
-
     from app import app
     from chalicelib import aws as aws_clients
 
@@ -198,7 +251,8 @@ def make_client(aws: str, tmp_path: Path) -> Iterator[Callable[..., object]]:
         folder.mkdir()
         project = _project_copy(folder, {"OUTBOX_DIR": str(folder / "outbox"), **overrides})
         aws_clients.reset()  # settings are cached per process
-        client = Client(app, stage_name=STAGE, project_dir=str(project))
+        table = local_stack.stage_environment(STAGE, project)["TABLE_NAME"]
+        client = StreamingClient(app, project, table)
         clients.append(client)
         return client
 

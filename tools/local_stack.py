@@ -167,6 +167,21 @@ def start_chalice_local(
     return process
 
 
+def start_stream_delivery(
+    env: Mapping[str, str], project_dir: Path = ROOT, **kwargs: Any
+) -> subprocess.Popen[bytes]:
+    """``manage.py deliver-stream``: the table's stream to ``send_stored``.
+
+    ``env`` carries the AWS endpoint, and any stage setting that differs
+    from the project's .chalice/config.json.
+    """
+    return spawn(
+        [sys.executable, str(ROOT / "manage.py"), "deliver-stream"],
+        env={**stage_environment("local", project_dir), **env},
+        **kwargs,
+    )
+
+
 @contextlib.contextmanager
 def running(processes: list[subprocess.Popen[bytes]]) -> Iterator[None]:
     try:

@@ -10,6 +10,9 @@ Real DynamoDB makes each call atomic, and the app's exactly-once guarantees
 request is answered under one lock; the app's own requests still interleave
 between calls, which is what the tests need to exercise.
 
+A failed transaction also leaves the table's stream as it found it (see
+``keep_streams_on_rollback``).
+
 ``--cheap-rollback`` (benchmarks): moto saves the whole table before every
 transaction so it can roll back, which makes each transaction cost O(table
 size). This saves only the items the transaction touches instead (tables
@@ -82,6 +85,37 @@ def roll_back_only_touched_items() -> None:
     models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+def keep_streams_on_rollback() -> None:
+    """A failed transaction leaves no stream records and the stream readable.
+
+    moto rolls a transaction back by putting back a copy of the table, so
+    the records its writes added stayed in the stream of the table readers
+    hold, and new records went to the copy's, which no iterator reads.
+    DynamoDB streams only what a transaction committed.
+    """
+    from moto.dynamodb import models
+
+    transact = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        shards = {
+            name: (table.stream_shard, len(table.stream_shard.items))
+            for name, table in self.tables.items()
+            if table.stream_shard is not None
+        }
+        try:
+            transact(self, transact_items)
+        except Exception:
+            for name, (shard, length) in shards.items():
+                del shard.items[length:]
+                table = self.tables.get(name)
+                if table is not None:
+                    table.stream_shard, shard.table = shard, table
+            raise
+
+    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> None:
     from moto import server
 
@@ -89,6 +123,7 @@ def main(argv: list[str]) -> None:
     if "--cheap-rollback" in argv:
         argv = [arg for arg in argv if arg != "--cheap-rollback"]
         roll_back_only_touched_items()
+    keep_streams_on_rollback()
     server.main(argv)
 
 

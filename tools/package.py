@@ -150,6 +150,9 @@ def merge_template(
                 event: {"Properties": {"Topic": {"Fn::Sub": "${SesEventsTopic}"}}}
                 for event in events
             }
+        streams = _events_of_type(function, "DynamoDB")
+        if streams:
+            patch["Events"] = {event: {"Properties": stream_source()} for event in streams}
         resources.setdefault(logical_id, {}).setdefault("Properties", {}).update(patch)
     return merge
 
@@ -183,6 +186,10 @@ def _lookup(name: str, context: dict[str, Any]) -> Any:
 def table_properties(definition: dict[str, Any]) -> dict[str, Any]:
     """Keys and indexes of a CreateTable definition (infra/table.json)."""
     properties = {key: definition[key] for key in _TABLE_KEYS}
+    stream = definition.get("StreamSpecification")
+    if stream and stream.get("StreamEnabled"):
+        # CloudFormation enables the stream by naming its view type.
+        properties["StreamSpecification"] = {"StreamViewType": stream["StreamViewType"]}
     for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
         indexes = definition.get(kind)
         if indexes:
@@ -213,6 +220,33 @@ def function_name(function: dict[str, Any]) -> str:
 
 def log_group_name(context: dict[str, Any], name: str) -> str:
     return f"/aws/lambda/{context['app_name']}-{context['stage']}-{name}"
+
+
+def stream_source() -> dict[str, Any]:
+    """The event source mapping of the stream consumer (``send_stored``).
+
+    The decorator's ARN is a placeholder: the function reads this stage's
+    table's stream, and only the writes it sends on reach it.
+    """
+    from chalicelib import journey, store
+
+    return {
+        "Stream": {"Fn::GetAtt": ["Table", "StreamArn"]},
+        "FilterCriteria": {
+            "Filters": [{"Pattern": pattern} for pattern in store.stream_filters(journey.STREAMED)]
+        },
+        # A failing batch is split to find the record at fault, retried a
+        # few times, then left to the retry job, which sends whatever is
+        # still queued after its safety net (5 minutes).
+        "BisectBatchOnFunctionError": True,
+        "MaximumRetryAttempts": 3,
+        "MaximumRecordAgeInSeconds": 3600,
+    }
+
+
+def _events_of_type(function: dict[str, Any], kind: str) -> list[str]:
+    events = function["Properties"].get("Events", {})
+    return [name for name, event in events.items() if event.get("Type") == kind]
 
 
 def _ses_event_subscriptions(function: dict[str, Any]) -> list[str]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from chalicelib import aws, journey
 from tests import faults
 from tests.integration.helpers import SUPPORTER, addressed_to, body, headers, link, post_json
+from tools import streams
 
 TARGET = "privacy@clearview.ai"
 
@@ -134,11 +137,16 @@ def test_queue_mode_sends_everything_through_the_retry_job(
 
 
 def test_a_lambda_that_dies_after_storing_is_healed_by_the_retry_job(
-    client, sent_mail, table_items, env
+    make_client, sent_mail, table_items, env
 ) -> None:  # type: ignore[no-untyped-def]
+    client = make_client(SEND_MODE="inline")
     fault = faults.Fault(lambda _: True, faults.crash("Lambda stopped"))
     with faults.inject(aws.sesv2(), "SendEmail", fault):
         post_json(client, "/requests", SUPPORTER)  # the function dies mid-request
+    _healed_after_the_safety_net(sent_mail, table_items)
+
+
+def _healed_after_the_safety_net(sent_mail, table_items) -> None:  # type: ignore[no-untyped-def]
     [stored] = items_of(table_items, "request")
     assert stored["status"] == "pending_verification" and stored["mail_queue"] == "pending"
     assert sent_mail() == []
@@ -148,14 +156,44 @@ def test_a_lambda_that_dies_after_storing_is_healed_by_the_retry_job(
     assert "mail_queue" not in items_of(table_items, "request")[0]
 
 
-def test_a_lambda_that_dies_after_confirming_is_healed_by_the_retry_job(
+def test_a_stream_consumer_that_dies_mid_send_is_healed_by_the_retry_job(
     client, sent_mail, table_items, env
 ) -> None:  # type: ignore[no-untyped-def]
+    fault = faults.Fault(lambda _: True, faults.crash("Lambda stopped"))
+    with faults.inject(aws.sesv2(), "SendEmail", fault), pytest.raises(RuntimeError):
+        post_json(client, "/requests", SUPPORTER)  # send_stored dies; the API had answered
+    _healed_after_the_safety_net(sent_mail, table_items)
+
+
+def test_a_redelivered_stream_batch_sends_nothing_twice(
+    client, sent_mail, table_items, stage_env
+) -> None:  # type: ignore[no-untyped-def]
+    # Lambda delivers a batch again when its function failed part-way.
+    batches: list[dict[str, object]] = []
+    recording = streams.StreamReader(stage_env["TABLE_NAME"])
+    post_json(client, "/requests", SUPPORTER)
+    client.http.post(link(sent_mail()[0], "/confirm"))
+    streams.deliver(recording, batches.append)
+    assert len(sent_mail()) == 3  # verification, letter, notice
+    for batch in batches:
+        client.lambda_.invoke("send_stored", batch)
+    assert len(sent_mail()) == 3
+    assert items_of(table_items, "request")[0]["status"] == "sent"
+
+
+def test_a_lambda_that_dies_after_confirming_is_healed_by_the_retry_job(
+    make_client, sent_mail, table_items, env
+) -> None:  # type: ignore[no-untyped-def]
+    client = make_client(SEND_MODE="inline")
     post_json(client, "/requests", SUPPORTER)
     confirm = link(sent_mail()[0], "/confirm")
     fault = faults.Fault(lambda _: True, faults.crash("Lambda stopped"))
     with faults.inject(aws.sesv2(), "SendEmail", fault):
         client.http.post(confirm)
+    _letter_healed(sent_mail, table_items)
+
+
+def _letter_healed(sent_mail, table_items) -> None:  # type: ignore[no-untyped-def]
     [stored] = items_of(table_items, "request")
     assert stored["status"] == "queued"  # the claim was given back
     assert journey.retry_queued(later(6))["letters"] == 1
@@ -163,7 +201,20 @@ def test_a_lambda_that_dies_after_confirming_is_healed_by_the_retry_job(
     assert items_of(table_items, "request")[0]["status"] == "sent"
 
 
-def test_forgotten_while_the_letter_is_in_flight(client, sent_mail, table_items) -> None:  # type: ignore[no-untyped-def]
+def test_a_stream_consumer_that_dies_sending_the_letter_is_healed_by_the_retry_job(
+    client, sent_mail, table_items, env
+) -> None:  # type: ignore[no-untyped-def]
+    post_json(client, "/requests", SUPPORTER)
+    confirm = link(sent_mail()[0], "/confirm")
+    fault = faults.Fault(lambda _: True, faults.crash("Lambda stopped"))
+    with faults.inject(aws.sesv2(), "SendEmail", fault), pytest.raises(RuntimeError):
+        client.http.post(confirm)
+    _letter_healed(sent_mail, table_items)
+
+
+@pytest.mark.parametrize("mode", ["inline", "stream"])
+def test_forgotten_while_the_letter_is_in_flight(make_client, sent_mail, table_items, mode) -> None:  # type: ignore[no-untyped-def]
+    client = make_client(SEND_MODE=mode)
     request_id = body(post_json(client, "/requests", SUPPORTER))["id"]
     confirm = link(sent_mail()[0], "/confirm")
 
@@ -174,7 +225,8 @@ def test_forgotten_while_the_letter_is_in_flight(client, sent_mail, table_items)
     with faults.inject(aws.sesv2(), "SendEmail", fault):
         response = client.http.post(confirm, headers={"accept": "application/json"})
     assert response.status_code == 200
-    assert body(response)["status"] == "forgotten"
+    # Inline, the answer comes after the letter; with the stream, before it.
+    assert body(response)["status"] == {"inline": "forgotten", "stream": "queued"}[mode]
     [stored] = items_of(table_items, "request")
     assert stored["status"] == "forgotten" and "email" not in stored
     assert len(addressed_to(sent_mail(), TARGET)) == 1  # SES had it before the forget

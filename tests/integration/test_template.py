@@ -31,6 +31,13 @@ ROOT = local_stack.ROOT
 STAGES = ("dev", "prod")
 SES_EVENT_TYPES = {"send", "delivery", "bounce", "complaint", "reject", "deliveryDelay"}
 DAILY = re.compile(r"^cron\(\d{1,2} \d{1,2} \* \* \? \*\)$")
+# What Lambda's event source mapping needs of the stream consumer's role.
+STREAM_READING = {
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+}
 # What each scheduled job is meant to run on (issues 3 and 6), once it exists.
 INTENDED_SCHEDULES = {
     "chase_overdue": "daily",
@@ -109,6 +116,7 @@ def _expected_arns(built: Built) -> dict[str, set[str]]:
         "dynamodb": {
             f"arn:aws:dynamodb:*:*:table/{table}",
             f"arn:aws:dynamodb:*:*:table/{table}/index/*",
+            f"arn:aws:dynamodb:*:*:table/{table}/stream/*",
         },
         "ses": {
             f"arn:aws:ses:*:*:identity/{domain}",
@@ -193,7 +201,12 @@ def test_index_actions_only_on_indexes(built: Built) -> None:
         for resource in _list(statement["Resource"]):
             if resource.endswith("/index/*"):
                 assert actions <= {"dynamodb:Query"}, f"{role_id}: {actions} on indexes"
+            elif resource.endswith("/stream/*"):
+                # Lambda reads the stream for the stream consumer, and only for it.
+                assert actions == STREAM_READING, f"{role_id}: {actions} on the stream"
+                assert role_id.startswith("SendStored"), f"{role_id} may read the stream"
             else:
+                assert not actions & STREAM_READING, f"{role_id}: stream actions on {resource}"
                 assert resource.endswith(f":table/{table}")
                 # Only the API reads the whole table: GET /admin/stats (IAM-only).
                 if "dynamodb:Scan" in actions:
@@ -312,6 +325,45 @@ def test_ses_events_reach_the_events_function(built: Built, chalice_app: Any) ->
     assert subscribed == handlers
 
 
+def test_the_stream_consumer_reads_this_stages_table_for_new_and_verified_requests(
+    built: Built, chalice_app: Any
+) -> None:
+    from chalice.app import DynamoDBEventConfig
+
+    table = built.resources["Table"]["Properties"]
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    handlers = {s.name for s in chalice_app.event_sources if isinstance(s, DynamoDBEventConfig)}
+    sources = {}
+    for function in packaging.functions(built.template).values():
+        for event in function["Properties"].get("Events", {}).values():
+            if event["Type"] == "DynamoDB":
+                sources[packaging.function_name(function)] = event["Properties"]
+    assert set(sources) == handlers == {"send_stored"}
+    source = sources["send_stored"]
+    assert source["Stream"] == {"Fn::GetAtt": ["Table", "StreamArn"]}
+    assert source["MaximumRetryAttempts"] > 0 and source["BisectBatchOnFunctionError"] is True
+    patterns = [json.loads(f["Pattern"]) for f in source["FilterCriteria"]["Filters"]]
+    assert patterns == [
+        {
+            "eventName": ["INSERT"],
+            "dynamodb": {
+                "NewImage": {
+                    "record_type": {"S": ["request"]},
+                    "status": {"S": ["pending_verification"]},
+                }
+            },
+        },
+        {
+            "eventName": ["MODIFY"],
+            "dynamodb": {
+                "NewImage": {"record_type": {"S": ["request"]}, "status": {"S": ["queued"]}},
+                "OldImage": {"status": {"S": ["pending_verification"]}},
+            },
+        },
+    ]
+    assert built.env["SEND_MODE"] == "stream"
+
+
 def test_api_stage_is_throttled(built: Built) -> None:
     settings = built.resources["RestAPI"]["Properties"]["MethodSettings"]
     everything = [s for s in settings if s["ResourcePath"] == "/*" and s["HttpMethod"] == "*"]
@@ -361,3 +413,6 @@ def test_sam_transform_builds_the_stage_subscription_and_responses(built: Built)
     for resource in resources.values():
         if resource["Type"] == "AWS::SNS::Subscription":
             assert resource["Properties"]["TopicArn"] == {"Fn::Sub": "${SesEventsTopic}"}
+    [mapping] = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["Table", "StreamArn"]}
+    assert len(mapping["Properties"]["FilterCriteria"]["Filters"]) == 2
