@@ -7,6 +7,7 @@ reset server, provisioned like ``make run`` provisions the local stage.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -46,18 +47,24 @@ class StreamingClient(Client):
     ``send_stored`` after every HTTP call, as Lambda delivers it in AWS
     (within about a second there, before the call returns here).
 
-    ``deliver_stream()`` delivers what other code (a job run directly) wrote.
+    ``deliver_stream()`` delivers what other code (a job run directly) wrote;
+    with ``delivering = False`` only it does (to look between the two).
     """
 
     def __init__(self, app: Any, project_dir: Path, table_name: str) -> None:
         super().__init__(app, stage_name=STAGE, project_dir=str(project_dir))
         self._reader = streams.StreamReader(table_name)
+        self.delivering = True
 
     @property
     def http(self) -> TestHTTPClient:
         if self._http_client is None:
-            self._http_client = _Delivering(self._app, self._chalice_config, self.deliver_stream)
+            self._http_client = _Delivering(self._app, self._chalice_config, self._after_call)
         return self._http_client
+
+    def _after_call(self) -> None:
+        if self.delivering:
+            self.deliver_stream()
 
     def deliver_stream(self) -> int:
         return streams.deliver(
@@ -258,3 +265,51 @@ def make_client(aws: str, tmp_path: Path) -> Iterator[Callable[..., object]]:
 
     yield make
     aws_clients.reset()
+
+
+_ITEM_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
+
+class Recorder:
+    """The app's AWS calls: as IAM actions, and as ``service.Operation`` in order."""
+
+    def __init__(self) -> None:
+        self.actions: set[str] = set()
+        self.calls: list[str] = []
+
+    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        service = model.service_model.service_id.hyphenize()
+        self.calls.append(f"{service}.{model.name}")
+        prefix = {"dynamodb": "dynamodb", "sesv2": "ses", "ssm": "ssm"}[service]
+        if model.name == "TransactWriteItems":
+            for action in params["TransactItems"]:
+                (kind,) = action
+                self.actions.add(f"dynamodb:{_ITEM_ACTIONS[kind]}")
+        else:
+            self.actions.add(f"{prefix}:{model.name}")
+
+
+@pytest.fixture
+def record_calls(env: dict[str, str]) -> Callable[[], contextlib.AbstractContextManager[Recorder]]:
+    """``with record_calls() as calls:`` records the app's AWS calls inside."""
+    from chalicelib import aws as aws_clients
+
+    @contextlib.contextmanager
+    def recording() -> Iterator[Recorder]:
+        aws_clients.reset()  # fresh clients, and the secret read again
+        recorder = Recorder()
+        clients = [aws_clients.dynamodb(), aws_clients.sesv2(), aws_clients.ssm()]
+        for client in clients:
+            client.meta.events.register("before-parameter-build.*.*", recorder)
+        try:
+            yield recorder
+        finally:
+            for client in clients:
+                client.meta.events.unregister("before-parameter-build.*.*", recorder)
+
+    return recording

@@ -70,3 +70,53 @@ def test_concurrent_conditional_transactions_have_one_winner(moto_endpoint: str)
             assert wins.index(True) == int(stored["Item"]["winner"]["N"])
     finally:
         dynamodb.delete_table(TableName=table)
+
+
+def test_a_failed_transaction_leaves_the_stream_as_it_was(moto_endpoint: str) -> None:
+    """moto puts back a copy of the table, stream and all: records of the
+    rolled-back writes stayed, and later ones went where no reader looked."""
+    from tools import streams
+
+    dynamodb = boto3.client("dynamodb", endpoint_url=moto_endpoint)
+    table = "stream-rollback-check"
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    try:
+        reader = streams.StreamReader(table)
+
+        def put(*keys: str) -> None:
+            dynamodb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": table,
+                            "Item": {"pk": {"S": key}},
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    }
+                    for key in keys
+                ]
+            )
+
+        def keys_streamed() -> list[str]:
+            events: list[streams.Event] = []
+            streams.deliver(reader, events.append)
+            return [r["dynamodb"]["Keys"]["pk"]["S"] for e in events for r in e["Records"]]
+
+        put("a")
+        assert keys_streamed() == ["a"]
+        try:
+            put("b", "a")  # "b" is written, then "a" fails its condition
+        except dynamodb.exceptions.TransactionCanceledException:
+            pass
+        else:
+            raise AssertionError("the transaction should have failed")
+        put("c")
+        assert keys_streamed() == ["c"]
+    finally:
+        dynamodb.delete_table(TableName=table)

@@ -9,60 +9,15 @@ function's hand-written policy in .chalice/ for dev and prod.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from chalicelib import aws, chase, journey
 from tests import faults
 from tests.integration.helpers import SUPPORTER, body, link, post_json
 
 CHALICE = Path(__file__).resolve().parents[2] / ".chalice"
-_ITEM_ACTIONS = {
-    "Put": "PutItem",
-    "Update": "UpdateItem",
-    "Delete": "DeleteItem",
-    "ConditionCheck": "ConditionCheckItem",
-}
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.actions: set[str] = set()
-
-    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        service = model.service_model.service_id.hyphenize()
-        prefix = {"dynamodb": "dynamodb", "sesv2": "ses", "ssm": "ssm"}[service]
-        if model.name == "TransactWriteItems":
-            for action in params["TransactItems"]:
-                (kind,) = action
-                self.actions.add(f"dynamodb:{_ITEM_ACTIONS[kind]}")
-        else:
-            self.actions.add(f"{prefix}:{model.name}")
-
-
-@pytest.fixture
-def record_calls(env: dict[str, str]) -> Iterator[Any]:
-    """``with record_calls() as calls:`` records the app's AWS calls inside."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def recording() -> Iterator[Recorder]:
-        aws.reset()  # fresh clients, and the secret read again
-        recorder = Recorder()
-        clients = [aws.dynamodb(), aws.sesv2(), aws.ssm()]
-        for client in clients:
-            client.meta.events.register("before-parameter-build.*.*", recorder)
-        try:
-            yield recorder
-        finally:
-            for client in clients:
-                client.meta.events.unregister("before-parameter-build.*.*", recorder)
-
-    return recording
 
 
 def granted(stage: str, function: str) -> set[str]:
@@ -76,27 +31,59 @@ def granted(stage: str, function: str) -> set[str]:
     return actions
 
 
-def check(function: str, used: set[str]) -> None:
+# What Lambda's event source mapping calls with the stream consumer's role.
+STREAM_READING = {
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+}
+
+
+def check(function: str, used: set[str], by_lambda: frozenset[str] = frozenset()) -> None:
+    """``by_lambda``: actions Lambda itself takes with the role, not the code."""
     for stage in ("dev", "prod"):
         allowed = granted(stage, function)
-        missing = {action for action in used if action not in allowed}
+        missing = {action for action in used | by_lambda if action not in allowed}
         # SES v2's SendEmail is authorised as ses:SendEmail or ses:SendRawEmail.
         assert not missing, f"{stage} {function} lacks {sorted(missing)}"
-        unused = {a for a in allowed if a.startswith("dynamodb:")} - used
+        unused = {a for a in allowed if a.startswith("dynamodb:")} - used - by_lambda
         assert not unused, f"{stage} {function} grants unused {sorted(unused)}"
 
 
 def test_api_handler(client, sent_mail, record_calls) -> None:  # type: ignore[no-untyped-def]
-    with record_calls() as calls:
-        request_id = body(post_json(client, "/requests", SUPPORTER))["id"]
-        client.http.post(link(sent_mail()[0], "/confirm"))
-        status = link(sent_mail()[-1], "")
-        post_json(client, status.replace("?token=", "/events?token="), {"type": "refused"})
-        client.http.get("/admin/stats")
-        client.http.post(status.replace("?token=", "/forget?token="))
+    client.delivering = False  # the stream consumer's calls are its own (below)
+    used: set[str] = set()
+
+    def api(step: Any) -> Any:
+        with record_calls() as calls:
+            result = step()
+        used.update(calls.actions)
+        client.deliver_stream()
+        return result
+
+    request_id = body(api(lambda: post_json(client, "/requests", SUPPORTER)))["id"]
+    api(lambda: client.http.post(link(sent_mail()[0], "/confirm")))
+    status = link(sent_mail()[-1], "")
+    api(lambda: post_json(client, status.replace("?token=", "/events?token="), {"type": "refused"}))
+    api(lambda: client.http.get("/admin/stats"))
+    api(lambda: client.http.post(status.replace("?token=", "/forget?token=")))
     assert request_id
-    assert "dynamodb:Scan" in calls.actions and "dynamodb:DeleteItem" in calls.actions
-    check("api_handler", calls.actions)
+    assert "dynamodb:Scan" in used and "dynamodb:DeleteItem" in used
+    check("api_handler", used)
+
+
+def test_send_stored(client, sent_mail, record_calls) -> None:  # type: ignore[no-untyped-def]
+    client.delivering = False
+    post_json(client, "/requests", SUPPORTER)
+    with record_calls() as verification:
+        assert client.deliver_stream() >= 1
+    client.http.post(link(sent_mail()[0], "/confirm"))
+    with record_calls() as letter:
+        assert client.deliver_stream() >= 1
+    used = verification.actions | letter.actions
+    assert "ses:SendEmail" in used and len(sent_mail()) == 3
+    check("send_stored", used, frozenset(STREAM_READING))
 
 
 def _sent(client, sent_mail, email: str) -> str:  # type: ignore[no-untyped-def]
