@@ -117,13 +117,13 @@ def purge_expired(event: CloudWatchEvent) -> dict[str, object]:
     return jobs.purge(event, app.lambda_context)
 
 
-@app.on_dynamodb_record(stream_arn=TABLE_STREAM, batch_size=10)
+@app.on_dynamodb_record(stream_arn=TABLE_STREAM, batch_size=10, starting_position="TRIM_HORIZON")
 def send_stored(event: DynamoDBEvent) -> dict[str, object]:
     """SEND_MODE=stream: the confirmation email and the letter, within about
     a second of the API storing the request or its confirmation."""
     from chalicelib import jobs
 
-    return jobs.stored(event.to_dict())
+    return jobs.stored(event.to_dict(), app.lambda_context)
 
 
 @app.on_sns_message(topic="takeback-ses-events")

@@ -51,7 +51,7 @@ def purge(event: Any, context: Any) -> dict[str, object]:
     return {"purged": purged}
 
 
-def stored(event: dict[str, Any]) -> dict[str, object]:
+def stored(event: dict[str, Any], context: Any) -> dict[str, object]:
     """A batch of the table's stream: send what the API has just stored.
 
     An exception fails the batch and Lambda delivers it again; what was
@@ -59,7 +59,8 @@ def stored(event: dict[str, Any]) -> dict[str, object]:
     """
     from chalicelib import store
 
-    counts = journey.on_stored(store.request_changes(event.get("Records") or []))
+    changes = store.request_changes(event.get("Records") or [])
+    counts = journey.on_stored(changes, time_left=_time_left(context))
     logger().info("stream batch", extra=counts)
     return dict(counts)
 

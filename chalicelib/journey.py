@@ -42,13 +42,16 @@ SAFETY_NET = timedelta(minutes=5)
 RESEND_AFTER = timedelta(minutes=10)
 # Anyone can submit someone else's address: resends are capped.
 MAX_RESENDS = 2
-# The writes the stream consumer sends on, as (status before, after): a new
-# request, and a verified one. The deployed event source mapping passes it
-# only these (tools/package.py), so other writes cost no invocation.
-STREAMED: tuple[tuple[Status | None, Status], ...] = (
-    (None, Status.PENDING_VERIFICATION),
-    (Status.PENDING_VERIFICATION, Status.QUEUED),
-)
+# The writes the stream consumer sends on: a new request, and a request just
+# verified (queued with no attempt yet; a deferred letter has 1 or more and
+# waits for the retry job's backoff). The deployed event source mapping
+# passes it only these (tools/package.py), so other writes cost nothing.
+NEW_REQUEST = store.StreamTrigger(inserted=True, status=Status.PENDING_VERIFICATION)
+VERIFIED = store.StreamTrigger(inserted=False, status=Status.QUEUED, send_attempts=0)
+STREAMED = (NEW_REQUEST, VERIFIED)
+# A stream batch or retry run stops taking work this close to its timeout;
+# what it leaves stays queued for the retry job.
+STOP_MARGIN_SECONDS = 10
 
 
 def now() -> datetime:
@@ -220,6 +223,10 @@ def confirm(request_id: str, email_key: str) -> None:
         current = store.get_request(request_id)
         if current is None or current.status == Status.FORGOTTEN:
             raise LookupError(request_id)
+        if current.status == Status.PENDING_VERIFICATION:
+            # Pending, yet its lock points elsewhere (expired and reused):
+            # nothing this link can confirm. (A write conflict is StoreBusy.)
+            raise LookupError(request_id)
         return
     if get_settings().send_mode == "inline":
         send_letter(request_id)
@@ -336,7 +343,9 @@ def _notify_sent(record: RequestRecord, pacer: Pacer | None) -> None:
         )
 
 
-def on_stored(changes: Iterable[store.Change]) -> dict[str, int]:
+def on_stored(
+    changes: Iterable[store.Change], time_left: Callable[[], float] | None = None
+) -> dict[str, int]:
     """Stream mode: send what the API has just stored.
 
     A new request gets its confirmation email; a request that has just been
@@ -344,30 +353,36 @@ def on_stored(changes: Iterable[store.Change]) -> dict[str, int]:
     both are claimed first (a replayed record finds the claim taken).
     """
     settings = get_settings()
-    counts = {"verifications": 0, "letters": 0}
+    counts = {"verifications": 0, "letters": 0, "stopped_early": 0}
     if settings.send_mode != "stream":
         return counts  # the API or the retry job sends
     pacer = Pacer(settings.send_rate_per_second)
-    new_request, verified = STREAMED
     for change in changes:
+        if time_left is not None and time_left() < STOP_MARGIN_SECONDS:
+            counts["stopped_early"] = 1  # the rest is queued: the retry job sends it
+            break
         record = change.record
-        if (change.before, record.status) == new_request:
+        if NEW_REQUEST.matches(change):
             if settings.verification_required and _claim_verification(record):
                 # Not ``checked``: the suppression mark may be written after
                 # the request, so the send looks it up itself.
                 send_verification(record, pacer)
                 counts["verifications"] += 1
-        elif (change.before, record.status) == verified:
-            send_letter(record.request_id, pacer)
-            counts["letters"] += 1
+        elif VERIFIED.matches(change):
+            sent = send_letter(record.request_id, pacer).status == Status.SENT
+            counts["letters"] += sent
     return counts
 
 
 def _claim_verification(record: RequestRecord) -> bool:
-    """Take the stored verification email: it is still queued as stored."""
+    """Take a queued verification email: only one sender moves its next
+    attempt from the time it read, so only one sends it."""
     if record.mail_queue is None or record.retry_at is None:
         return False  # suppressed, or already sent
-    return store.move_retry(record.request_id, record.retry_at, now() + SAFETY_NET)
+    # Times are stored to the second: the new one must differ from the one
+    # read, or a replayed record would find the claim still free.
+    later = max(now() + SAFETY_NET, record.retry_at + timedelta(seconds=1))
+    return store.move_retry(record.request_id, record.retry_at, later)
 
 
 def retry_queued(moment: datetime, time_left: Callable[[], float] | None = None) -> dict[str, int]:
@@ -375,12 +390,14 @@ def retry_queued(moment: datetime, time_left: Callable[[], float] | None = None)
     pacer = Pacer(get_settings().send_rate_per_second)
     counts = {"verifications": 0, "letters": 0, "still_queued": 0, "stopped_early": 0}
     for record in store.due_for_retry(moment):
-        if time_left is not None and time_left() < 10:
+        if time_left is not None and time_left() < STOP_MARGIN_SECONDS:
             counts["stopped_early"] = 1
             break
         if record.status == Status.PENDING_VERIFICATION:
-            send_verification(record, pacer)
-            counts["verifications"] += 1
+            # Claimed: a stream record delivered late may be sending it too.
+            if _claim_verification(record):
+                send_verification(record, pacer)
+                counts["verifications"] += 1
         elif record.status == Status.QUEUED:
             result = send_letter(record.request_id, pacer)
             counts["letters" if result.status == Status.SENT else "still_queued"] += 1

@@ -415,9 +415,13 @@ def verify(request_id: str, email_key: str, now: datetime, changes: dict[str, An
             ]
         )
     except ClientError as exc:
-        if exc.response["Error"]["Code"] == "TransactionCanceledException":
-            raise InvalidTransition(request_id, Event.VERIFY) from None
-        raise
+        if exc.response["Error"]["Code"] != "TransactionCanceledException":
+            raise
+        reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+        if "TransactionConflict" in reasons:
+            # Another write held the request or the lock: nothing was decided.
+            raise StoreBusy("the request was being written; retry") from None
+        raise InvalidTransition(request_id, Event.VERIFY) from None
 
 
 @dataclass
@@ -583,42 +587,58 @@ def move_retry(request_id: str, seen: datetime, to: datetime) -> bool:
 
 @dataclass(frozen=True)
 class Change:
-    """A write to a request, as the table's stream reports it."""
+    """A write to a request, as the table's stream reports it.
 
-    before: Status | None  # None: the request was just stored
+    The stream carries new images only: an old image would keep a forgotten
+    supporter's name and address in the stream for its 24 hours.
+    """
+
+    inserted: bool  # the request was just stored (else: updated)
     record: RequestRecord
+
+
+@dataclass(frozen=True)
+class StreamTrigger:
+    """A kind of write the stream consumer acts on: a request written with
+    ``status`` (and ``send_attempts``, when given) by an insert or an update."""
+
+    inserted: bool
+    status: Status
+    send_attempts: int | None = None
+
+    def matches(self, change: Change) -> bool:
+        return (
+            change.inserted == self.inserted
+            and change.record.status == self.status
+            and self.send_attempts in (None, change.record.send_attempts)
+        )
+
+    def pattern(self) -> str:
+        """The Lambda event filter pattern passing only these writes."""
+        import json
+
+        image: dict[str, Any] = {
+            "record_type": {"S": ["request"]},
+            "status": {"S": [self.status.value]},
+        }
+        if self.send_attempts is not None:
+            image["send_attempts"] = {"N": [str(self.send_attempts)]}
+        event = "INSERT" if self.inserted else "MODIFY"
+        pattern = {"eventName": [event], "dynamodb": {"NewImage": image}}
+        return json.dumps(pattern, separators=(",", ":"))
 
 
 def request_changes(stream_records: Iterable[Mapping[str, Any]]) -> Iterator[Change]:
     """The writes to requests among a batch of DynamoDB stream records.
 
-    Locks, counters and removals are skipped; so are records whose images
-    are not requests (the stream shows every item of the table).
+    Locks, counters and removals are skipped (the stream shows every item of
+    the table; deployed, the event filter passes requests only).
     """
     for stream_record in stream_records:
-        images = stream_record.get("dynamodb") or {}
-        new = images.get("NewImage")
+        new = (stream_record.get("dynamodb") or {}).get("NewImage")
         if not new or new.get("record_type", {}).get("S") != "request":
             continue
-        old = images.get("OldImage") or {}
-        before = old.get("status", {}).get("S")
-        yield Change(Status(before) if before else None, _to_record(new))
-
-
-def stream_filters(transitions: Iterable[tuple[Status | None, Status]]) -> list[str]:
-    """Lambda filter patterns passing only these status changes of requests."""
-    import json
-
-    patterns = []
-    for before, after in transitions:
-        new = {"record_type": {"S": ["request"]}, "status": {"S": [after.value]}}
-        if before is None:
-            pattern: dict[str, Any] = {"eventName": ["INSERT"], "dynamodb": {"NewImage": new}}
-        else:
-            old = {"status": {"S": [before.value]}}
-            pattern = {"eventName": ["MODIFY"], "dynamodb": {"NewImage": new, "OldImage": old}}
-        patterns.append(json.dumps(pattern, separators=(",", ":")))
-    return patterns
+        yield Change(stream_record.get("eventName") == "INSERT", _to_record(new))
 
 
 def forget(

@@ -32,12 +32,18 @@ class Fault:
         return self.make()
 
 
-def error(code: str, status: int = 400, message: str = "injected") -> Callable[[], Any]:
+def error(
+    code: str, status: int = 400, message: str = "injected", reasons: list[str] | None = None
+) -> Callable[[], Any]:
+    """An AWS error; ``reasons``: a cancelled transaction's per-item codes."""
+
     def make() -> Any:
-        parsed = {
+        parsed: dict[str, Any] = {
             "Error": {"Code": code, "Message": message},
             "ResponseMetadata": {"HTTPStatusCode": status},
         }
+        if reasons is not None:
+            parsed["CancellationReasons"] = [{"Code": reason} for reason in reasons]
         return AWSResponse("http://fault.invalid", status, {}, None), parsed
 
     return make

@@ -228,13 +228,11 @@ def stream_source() -> dict[str, Any]:
     The decorator's ARN is a placeholder: the function reads this stage's
     table's stream, and only the writes it sends on reach it.
     """
-    from chalicelib import journey, store
+    from chalicelib import journey
 
     return {
         "Stream": {"Fn::GetAtt": ["Table", "StreamArn"]},
-        "FilterCriteria": {
-            "Filters": [{"Pattern": pattern} for pattern in store.stream_filters(journey.STREAMED)]
-        },
+        "FilterCriteria": {"Filters": [{"Pattern": t.pattern()} for t in journey.STREAMED]},
         # A failing batch is split to find the record at fault, retried a
         # few times, then left to the retry job, which sends whatever is
         # still queued after its safety net (5 minutes).

@@ -14,8 +14,8 @@ from urllib.parse import urljoin
 
 import pytest
 
-from chalicelib import journey, store, tokens
-from chalicelib.lifecycle import Status
+from chalicelib import aws, journey, store, tokens
+from tests import faults
 from tests.integration.helpers import (
     FORM_HEADERS,
     SUPPORTER,
@@ -149,10 +149,8 @@ def test_send_stored_skips_what_is_not_a_new_or_verified_request(
     assert "email_lock" in kinds and "request" in kinds
     changes = list(store.request_changes(records))
     # The request as stored, then as the consumer left it (safety net cleared).
-    assert next((c.before, c.record.status) for c in changes) == (
-        None,
-        Status.PENDING_VERIFICATION,
-    )
+    assert journey.NEW_REQUEST.matches(changes[0])
+    assert not any(journey.VERIFIED.matches(change) for change in changes)
     locks_only = {
         "Records": [
             record for record, kind in zip(records, kinds, strict=True) if kind != "request"
@@ -160,15 +158,46 @@ def test_send_stored_skips_what_is_not_a_new_or_verified_request(
     }
     sent_before = len(sent_mail())
     result = client.lambda_.invoke("send_stored", locks_only)
-    assert result.payload == {"verifications": 0, "letters": 0}
+    assert result.payload == {"verifications": 0, "letters": 0, "stopped_early": 0}
     assert len(sent_mail()) == sent_before
 
 
 def test_the_stream_filter_passes_what_send_stored_acts_on() -> None:
-    patterns = [json.loads(p) for p in store.stream_filters(journey.STREAMED)]
+    patterns = [json.loads(trigger.pattern()) for trigger in journey.STREAMED]
     assert [p["eventName"] for p in patterns] == [["INSERT"], ["MODIFY"]]
-    assert patterns[1]["dynamodb"]["OldImage"] == {"status": {"S": ["pending_verification"]}}
+    # A verified request has no attempt yet; a deferred letter waits for the retry job.
+    assert patterns[1]["dynamodb"]["NewImage"]["send_attempts"] == {"N": ["0"]}
     assert patterns[1]["dynamodb"]["NewImage"]["status"] == {"S": ["queued"]}
+
+
+def test_a_verification_claimed_in_the_second_it_was_stored_cannot_be_claimed_again(
+    client, table_items, env
+) -> None:  # type: ignore[no-untyped-def]
+    client.delivering = False
+    request_id = body(post_json(client, "/requests", SUPPORTER))["id"]
+    stored = store.get_request(request_id)
+    assert stored is not None and stored.retry_at is not None
+    # Times are kept to the second: a claim moving it to the same second changed nothing.
+    assert journey._claim_verification(stored)
+    assert not journey._claim_verification(stored)  # a replayed record, or the retry job
+
+
+def test_a_confirmation_that_meets_a_concurrent_write_is_retried_not_confirmed(
+    client, sent_mail, table_items
+) -> None:  # type: ignore[no-untyped-def]
+    post_json(client, "/requests", SUPPORTER)
+    confirm = link(sent_mail()[0], "/confirm")
+    conflict = faults.Fault(
+        lambda call: call == 1,
+        faults.error("TransactionCanceledException", reasons=["None", "TransactionConflict"]),
+    )
+    with faults.inject(aws.dynamodb(), "TransactWriteItems", conflict):
+        busy = client.http.post(confirm, headers=FORM_HEADERS, body="")
+    assert busy.status_code == 503 and conflict.injected == 1
+    assert requests_in(table_items)[0]["status"] == "pending_verification"
+    again = client.http.post(confirm, headers=FORM_HEADERS, body="")
+    assert again.status_code == 303
+    assert len(addressed_to(sent_mail(), TARGET)) == 1
 
 
 def test_inline_mode_still_sends_during_the_request(make_client, sent_mail, record_calls) -> None:  # type: ignore[no-untyped-def]
@@ -180,3 +209,20 @@ def test_inline_mode_still_sends_during_the_request(make_client, sent_mail, reco
         client.http.post(link(sent_mail()[0], "/confirm"), headers=FORM_HEADERS, body="")
     assert len(sent_mail()) == 3
     assert "dynamodb.GetItem" not in api_calls(confirmation)  # the link carries the lock key
+
+
+def test_a_batch_near_its_timeout_leaves_the_rest_to_the_retry_job(
+    client, sent_mail, stage_env, env
+) -> None:  # type: ignore[no-untyped-def]
+    reader = streams.StreamReader(stage_env["TABLE_NAME"])
+    client.delivering = False
+    post_json(client, "/requests", SUPPORTER)
+    batches: list[dict[str, Any]] = []
+    streams.deliver(reader, batches.append)
+    records = [record for batch in batches for record in batch["Records"]]
+    changes = store.request_changes(records)
+    assert journey.on_stored(changes, time_left=lambda: 5.0)["stopped_early"] == 1
+    assert sent_mail() == []
+    later = journey.now() + journey.SAFETY_NET
+    assert journey.retry_queued(later)["verifications"] == 1
+    assert len(sent_mail()) == 1

@@ -331,7 +331,8 @@ def test_the_stream_consumer_reads_this_stages_table_for_new_and_verified_reques
     from chalice.app import DynamoDBEventConfig
 
     table = built.resources["Table"]["Properties"]
-    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    # New images only: an old image would keep a forgotten supporter's data.
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
     handlers = {s.name for s in chalice_app.event_sources if isinstance(s, DynamoDBEventConfig)}
     sources = {}
     for function in packaging.functions(built.template).values():
@@ -341,6 +342,7 @@ def test_the_stream_consumer_reads_this_stages_table_for_new_and_verified_reques
     assert set(sources) == handlers == {"send_stored"}
     source = sources["send_stored"]
     assert source["Stream"] == {"Fn::GetAtt": ["Table", "StreamArn"]}
+    assert source["StartingPosition"] == "TRIM_HORIZON"
     assert source["MaximumRetryAttempts"] > 0 and source["BisectBatchOnFunctionError"] is True
     patterns = [json.loads(f["Pattern"]) for f in source["FilterCriteria"]["Filters"]]
     assert patterns == [
@@ -356,11 +358,21 @@ def test_the_stream_consumer_reads_this_stages_table_for_new_and_verified_reques
         {
             "eventName": ["MODIFY"],
             "dynamodb": {
-                "NewImage": {"record_type": {"S": ["request"]}, "status": {"S": ["queued"]}},
-                "OldImage": {"status": {"S": ["pending_verification"]}},
+                "NewImage": {
+                    "record_type": {"S": ["request"]},
+                    "status": {"S": ["queued"]},
+                    "send_attempts": {"N": ["0"]},
+                }
             },
         },
     ]
+    [function] = [
+        f
+        for f in packaging.functions(built.template).values()
+        if packaging.function_name(f) == "send_stored"
+    ]
+    # Room for a batch of 10 letters at the stage's SES rate.
+    assert function["Properties"]["Timeout"] >= 120
     assert built.env["SEND_MODE"] == "stream"
 
 
