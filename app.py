@@ -98,7 +98,7 @@ def chase_overdue(event: CloudWatchEvent) -> dict[str, object]:
     """Daily at 13:00 UTC (morning in Canada): chase every overdue request."""
     from chalicelib import jobs
 
-    return jobs.chase(event, app.lambda_context)
+    return jobs.chase(event, event.context)
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
@@ -106,7 +106,7 @@ def retry_queued(event: CloudWatchEvent) -> dict[str, object]:
     """Every 5 minutes: send mail that SES refused for now, with backoff."""
     from chalicelib import jobs
 
-    return jobs.retry(event, app.lambda_context)
+    return jobs.retry(event, event.context)
 
 
 @app.schedule(Cron(30, 7, "*", "*", "?", "*"))
@@ -114,7 +114,7 @@ def purge_expired(event: CloudWatchEvent) -> dict[str, object]:
     """Daily: remove personal data of requests past their retention period."""
     from chalicelib import jobs
 
-    return jobs.purge(event, app.lambda_context)
+    return jobs.purge(event, event.context)
 
 
 @app.on_dynamodb_record(stream_arn=TABLE_STREAM, batch_size=10, starting_position="TRIM_HORIZON")
@@ -123,7 +123,7 @@ def send_stored(event: DynamoDBEvent) -> dict[str, object]:
     a second of the API storing the request or its confirmation."""
     from chalicelib import jobs
 
-    return jobs.stored(event.to_dict(), app.lambda_context)
+    return jobs.stored(event.to_dict(), event.context)
 
 
 @app.on_sns_message(topic="takeback-ses-events")

@@ -357,8 +357,9 @@ def on_stored(
     if settings.send_mode != "stream":
         return counts  # the API or the retry job sends
     pacer = Pacer(settings.send_rate_per_second)
+    out_of_time = _running_out(time_left)
     for change in changes:
-        if time_left is not None and time_left() < STOP_MARGIN_SECONDS:
+        if out_of_time():
             counts["stopped_early"] = 1  # the rest is queued: the retry job sends it
             break
         record = change.record
@@ -372,6 +373,15 @@ def on_stored(
             sent = send_letter(record.request_id, pacer).status == Status.SENT
             counts["letters"] += sent
     return counts
+
+
+def _running_out(time_left: Callable[[], float] | None) -> Callable[[], bool]:
+    """Whether to stop taking work: within STOP_MARGIN_SECONDS of the
+    timeout, or a quarter of the time there was, if that was short."""
+    if time_left is None:
+        return lambda: False
+    margin = min(STOP_MARGIN_SECONDS, time_left() / 4)
+    return lambda: time_left() < margin
 
 
 def _claim_verification(record: RequestRecord) -> bool:
@@ -389,8 +399,9 @@ def retry_queued(moment: datetime, time_left: Callable[[], float] | None = None)
     """Send the mail waiting in the queue, at the configured SES rate."""
     pacer = Pacer(get_settings().send_rate_per_second)
     counts = {"verifications": 0, "letters": 0, "still_queued": 0, "stopped_early": 0}
+    out_of_time = _running_out(time_left)
     for record in store.due_for_retry(moment):
-        if time_left is not None and time_left() < STOP_MARGIN_SECONDS:
+        if out_of_time():
             counts["stopped_early"] = 1
             break
         if record.status == Status.PENDING_VERIFICATION:

@@ -221,8 +221,37 @@ def test_a_batch_near_its_timeout_leaves_the_rest_to_the_retry_job(
     streams.deliver(reader, batches.append)
     records = [record for batch in batches for record in batch["Records"]]
     changes = store.request_changes(records)
-    assert journey.on_stored(changes, time_left=lambda: 5.0)["stopped_early"] == 1
+    seconds_left = iter([120.0, 5.0])  # at the start, then at the first record
+    assert journey.on_stored(changes, lambda: next(seconds_left))["stopped_early"] == 1
     assert sent_mail() == []
     later = journey.now() + journey.SAFETY_NET
     assert journey.retry_queued(later)["verifications"] == 1
     assert len(sent_mail()) == 1
+
+
+def test_scheduled_and_stream_handlers_read_their_own_lambda_context(
+    make_client, sent_mail, env
+) -> None:  # type: ignore[no-untyped-def]
+    import app as app_module
+
+    client = make_client(SEND_MODE="queue")  # stored due at once, for the retry job
+    post_json(client, "/requests", SUPPORTER)
+    # A Lambda that runs only this handler never served an HTTP request, so
+    # the app object has no lambda_context: the event carries the context.
+    app_module.app.__dict__.pop("lambda_context", None)
+
+    class Context:
+        """A Lambda's context: the seconds left at each look."""
+
+        def __init__(self, *seconds: float) -> None:
+            self.seconds = list(seconds)
+
+        def get_remaining_time_in_millis(self) -> int:
+            return int((self.seconds.pop(0) if len(self.seconds) > 1 else self.seconds[0]) * 1000)
+
+    event = client.events.generate_cw_event("Scheduled Event", "aws.events", {}, [])
+    assert app_module.retry_queued(event, Context(240, 5))["stopped_early"] == 1
+    assert sent_mail() == []
+    assert app_module.retry_queued(event, Context(240))["verifications"] == 1
+    assert app_module.send_stored({"Records": []}, Context(120))["verifications"] == 0
+    assert app_module.purge_expired(event, Context(300)) == {"purged": 0}
