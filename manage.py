@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
             f"  campaign page  http://127.0.0.1:{args.page_port}/\n"
             f"  API            {api_url}/  (stage 'local')\n"
             f"  moto (AWS)     {endpoint}/  (sent mail: {endpoint}/moto-api/data.json)\n"
-            f"  emails         {ROOT / stage_env['OUTBOX_DIR']}/*.eml\n"
+            f"  emails         {ROOT / stage_env['OUTBOX_DIR']}/*.eml"
+            " (sent by send_stored from the table's stream, a moment after each request)\n"
             "Press Ctrl-C to stop everything.",
             flush=True,
         )
