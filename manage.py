@@ -37,7 +37,11 @@ def run(args: argparse.Namespace) -> int:
     api_url = f"http://127.0.0.1:{args.api_port}"
     page_dir = ROOT / "build" / "site"
     site.build(api_url=api_url, out=page_dir)
-    processes = [local_stack.start_moto(args.moto_port)]
+    # moto logs every AWS call, the stream delivery's polling included:
+    # to a file, so that the console shows the API's requests.
+    moto_log = ROOT / "build" / "moto.log"
+    with moto_log.open("wb") as log:
+        processes = [local_stack.start_moto(args.moto_port, stdout=log, stderr=log)]
     with local_stack.running(processes):
         local_stack.provision(endpoint, stage_env)
         env = local_stack.aws_environment(endpoint)
@@ -48,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
             "\ntakeback local stack is running:\n"
             f"  campaign page  http://127.0.0.1:{args.page_port}/\n"
             f"  API            {api_url}/  (stage 'local')\n"
-            f"  moto (AWS)     {endpoint}/  (sent mail: {endpoint}/moto-api/data.json)\n"
+            f"  moto (AWS)     {endpoint}/  (sent mail: {endpoint}/moto-api/data.json;"
+            f" log: {moto_log})\n"
             f"  emails         {ROOT / stage_env['OUTBOX_DIR']}/*.eml"
             " (sent by send_stored from the table's stream, a moment after each request)\n"
             "Press Ctrl-C to stop everything.",
