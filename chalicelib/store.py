@@ -494,13 +494,19 @@ def note(
 
     Returns False when the request is gone or not in one of ``only_if``.
     """
-    from botocore.exceptions import ClientError
 
     expression = _Expression()
     expression.assign(changes)
     condition = "attribute_exists(pk)"
     if only_if:
         condition += " AND " + expression.status_in(only_if)
+    return _update_if(request_id, expression, condition)
+
+
+def _update_if(request_id: str, expression: _Expression, condition: str) -> bool:
+    """Apply ``expression`` to the request if ``condition`` holds; whether it did."""
+    from botocore.exceptions import ClientError
+
     request: dict[str, Any] = {
         "TableName": _table(),
         "Key": request_key(request_id),
@@ -525,7 +531,6 @@ def claim_resend(request_id: str, now: datetime, not_since: datetime, most: int)
 
     Conditional, so a double click sends one email, not two.
     """
-    from botocore.exceptions import ClientError
 
     expression = _Expression()
     expression.assign({"verification_resent_at": now})
@@ -535,25 +540,14 @@ def claim_resend(request_id: str, now: datetime, not_since: datetime, most: int)
     expression.values.update({":zero": {"N": "0"}, ":one": {"N": "1"}, ":most": {"N": str(most)}})
     expression.values[":cutoff"] = _serialize(not_since)
     in_status = expression.status_in(frozenset({Status.PENDING_VERIFICATION}))
-    try:
-        aws.dynamodb().update_item(
-            TableName=_table(),
-            Key=request_key(request_id),
-            UpdateExpression=expression.update(),
-            ConditionExpression=(
-                f"{in_status} AND created_at < :cutoff AND attribute_not_exists(mail_queue)"
-                " AND (attribute_not_exists(verification_resent_at)"
-                " OR verification_resent_at < :cutoff)"
-                " AND (attribute_not_exists(verification_resends) OR verification_resends < :most)"
-            ),
-            ExpressionAttributeNames=expression.names,
-            ExpressionAttributeValues=expression.values,
-        )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return _update_if(
+        request_id,
+        expression,
+        f"{in_status} AND created_at < :cutoff AND attribute_not_exists(mail_queue)"
+        " AND (attribute_not_exists(verification_resent_at)"
+        " OR verification_resent_at < :cutoff)"
+        " AND (attribute_not_exists(verification_resends) OR verification_resends < :most)",
+    )
 
 
 def move_retry(request_id: str, seen: datetime, to: datetime) -> bool:
@@ -563,26 +557,13 @@ def move_retry(request_id: str, seen: datetime, to: datetime) -> bool:
     Only one caller moves it from ``seen``; the others (a replayed stream
     record, the retry job's own send having cleared the queue) get False.
     """
-    from botocore.exceptions import ClientError
 
     expression = _Expression()
     expression.assign({"retry_at": to})
     expression.values.update({":seen": _serialize(seen), ":pending": {"S": "pending"}})
     in_status = expression.status_in(frozenset({Status.PENDING_VERIFICATION}))
-    try:
-        aws.dynamodb().update_item(
-            TableName=_table(),
-            Key=request_key(request_id),
-            UpdateExpression=expression.update(),
-            ConditionExpression=f"{in_status} AND mail_queue = :pending AND retry_at = :seen",
-            ExpressionAttributeNames=expression.names,
-            ExpressionAttributeValues=expression.values,
-        )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    condition = f"{in_status} AND mail_queue = :pending AND retry_at = :seen"
+    return _update_if(request_id, expression, condition)
 
 
 @dataclass(frozen=True)

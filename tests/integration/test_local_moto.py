@@ -9,22 +9,29 @@ app's exactly-once guarantees rest on each call being atomic.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import boto3
 from botocore.config import Config
+
+
+def create_table(dynamodb: Any, name: str, **options: Any) -> str:
+    """A table keyed like the app's (a hash key ``pk`` only)."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        **options,
+    )
+    return name
 
 
 def test_concurrent_conditional_transactions_have_one_winner(moto_endpoint: str) -> None:
     dynamodb = boto3.client(
         "dynamodb", endpoint_url=moto_endpoint, config=Config(max_pool_connections=20)
     )
-    table = "atomicity-check"
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    table = create_table(dynamodb, "atomicity-check")
     try:
         # Enough items that moto's whole-table copy takes a while.
         for start in range(0, 800, 25):
@@ -78,14 +85,8 @@ def test_a_failed_transaction_leaves_the_stream_as_it_was(moto_endpoint: str) ->
     from tools import streams
 
     dynamodb = boto3.client("dynamodb", endpoint_url=moto_endpoint)
-    table = "stream-rollback-check"
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    stream = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    table = create_table(dynamodb, "stream-rollback-check", StreamSpecification=stream)
     try:
         reader = streams.StreamReader(table)
 
