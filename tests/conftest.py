@@ -96,6 +96,8 @@ class LiveStack:
     api: str
     page: str
     outbox: Path
+    project: Path  # the project copy the servers run (its stage settings)
+    log: Path
 
 
 def _project_copy(folder: Path, overrides: dict[str, str]) -> Path:
@@ -117,11 +119,13 @@ def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def live_stack(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+def live_servers(
+    moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveStack]:
     """chalice local and the built campaign page, on free loopback ports.
 
-    Tests that use it also use ``aws`` (reset per test): the server keeps
-    its cached clients and secret, which stay valid across resets.
+    They keep their cached clients and secret across the per-test resets of
+    moto, which stay valid (the secret is fixed).
     """
     from tools import site
 
@@ -154,12 +158,33 @@ def live_stack(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> 
                 stderr=log,
             ),
             local_stack.serve_folder(folder / "site", page_port, stdout=log, stderr=log),
-            local_stack.start_stream_delivery(
-                local_stack.aws_environment(moto_endpoint), project, stdout=log, stderr=log
-            ),
         ]
     with local_stack.running(processes):
-        yield LiveStack(api=api, page=page, outbox=folder / "outbox")
+        yield LiveStack(
+            api=api,
+            page=page,
+            outbox=folder / "outbox",
+            project=project,
+            log=folder / "servers.log",
+        )
+
+
+@pytest.fixture
+def live_stack(live_servers: LiveStack, aws: str) -> Iterator[LiveStack]:
+    """The live stack for one test, moto reset, with the table's stream
+    delivered to ``send_stored`` (``manage.py deliver-stream``, as ``make
+    run`` does) while the test runs.
+
+    Only while it runs: the other tests on this worker's moto server deliver
+    the stream themselves (StreamingClient), and a delivery process left
+    running would send their mail behind their backs.
+    """
+    with open(live_servers.log, "ab") as log:
+        delivery = local_stack.start_stream_delivery(
+            local_stack.aws_environment(aws), live_servers.project, stdout=log, stderr=log
+        )
+    with local_stack.running([delivery]):
+        yield live_servers
 
 
 @pytest.fixture(scope="session")
