@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from chalicelib import compose, mail, outbound, store
-from chalicelib.journey import now
+from chalicelib.journey import now, running_out
 from chalicelib.lifecycle import Event, InvalidTransition, Status
 from chalicelib.log import logger
 from chalicelib.models import RequestRecord
@@ -90,15 +90,13 @@ def run(
     time it started with) and the next run resumes.
     """
     settings = get_settings()
-    margin = float(settings.chase_margin_seconds)
-    if time_left is not None:
-        margin = min(margin, time_left() / 4)
+    out_of_time = running_out(time_left, settings.chase_margin_seconds)
     summary = Summary(as_of=as_of, dry_run=dry_run)
     pacer = Pacer(settings.send_rate_per_second)
     first = as_of - timedelta(days=settings.chase_lookback_days)
     for offset in range((as_of - first).days + 1):
         for record in store.due_for_chase(first + timedelta(days=offset), summary.read):
-            if time_left is not None and time_left() < margin:
+            if out_of_time():
                 summary.stopped_early = True
                 return summary
             summary.checked += 1

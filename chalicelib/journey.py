@@ -221,11 +221,9 @@ def confirm(request_id: str, email_key: str) -> None:
     """
     if _verified(request_id, email_key) is None:
         current = store.get_request(request_id)
-        if current is None or current.status == Status.FORGOTTEN:
-            raise LookupError(request_id)
-        if current.status == Status.PENDING_VERIFICATION:
-            # Pending, yet its lock points elsewhere (expired and reused):
-            # nothing this link can confirm. (A write conflict is StoreBusy.)
+        # Still pending means its lock points elsewhere (expired and reused):
+        # nothing this link can confirm. (A write conflict is StoreBusy.)
+        if current is None or current.status in (Status.FORGOTTEN, Status.PENDING_VERIFICATION):
             raise LookupError(request_id)
         return
     if get_settings().send_mode == "inline":
@@ -357,7 +355,7 @@ def on_stored(
     if settings.send_mode != "stream":
         return counts  # the API or the retry job sends
     pacer = Pacer(settings.send_rate_per_second)
-    out_of_time = _running_out(time_left)
+    out_of_time = running_out(time_left)
     for change in changes:
         if out_of_time():
             counts["stopped_early"] = 1  # the rest is queued: the retry job sends it
@@ -375,12 +373,14 @@ def on_stored(
     return counts
 
 
-def _running_out(time_left: Callable[[], float] | None) -> Callable[[], bool]:
-    """Whether to stop taking work: within STOP_MARGIN_SECONDS of the
-    timeout, or a quarter of the time there was, if that was short."""
+def running_out(
+    time_left: Callable[[], float] | None, margin_seconds: float = STOP_MARGIN_SECONDS
+) -> Callable[[], bool]:
+    """Whether a run should stop taking work: within ``margin_seconds`` of
+    its Lambda's timeout, or a quarter of the time it had, if that was short."""
     if time_left is None:
         return lambda: False
-    margin = min(STOP_MARGIN_SECONDS, time_left() / 4)
+    margin = min(margin_seconds, time_left() / 4)
     return lambda: time_left() < margin
 
 
@@ -399,7 +399,7 @@ def retry_queued(moment: datetime, time_left: Callable[[], float] | None = None)
     """Send the mail waiting in the queue, at the configured SES rate."""
     pacer = Pacer(get_settings().send_rate_per_second)
     counts = {"verifications": 0, "letters": 0, "still_queued": 0, "stopped_early": 0}
-    out_of_time = _running_out(time_left)
+    out_of_time = running_out(time_left)
     for record in store.due_for_retry(moment):
         if out_of_time():
             counts["stopped_early"] = 1

@@ -263,6 +263,11 @@ def _authorised(
 ) -> RequestRecord:
     """The request the link's token opens; raises Refused (403/404) otherwise."""
     _checked_token(request, request_id, purpose, max_age_days)
+    return _open_request(request, request_id)
+
+
+def _open_request(request: Request, request_id: str) -> RequestRecord:
+    """The request, unless it is gone or forgotten: Refused (404) then."""
     record = store.get_request(request_id)
     if record is None or record.status == Status.FORGOTTEN:
         raise _not_found(request)
@@ -334,8 +339,7 @@ def confirm(request: Request, request_id: str) -> Response:
         except LookupError:
             raise _not_found(request) from None
         return _to_status_page(request_id, "confirmed")
-    record = _authorised(request, request_id, tokens.Purpose.CONFIRM, verify_days)
-    record = journey.verify(request_id, record)
+    record = journey.verify(request_id, _open_request(request, request_id))
     if _wants_json(request):
         return Response(body=_status_body(record), status_code=200)
     return _to_status_page(record.request_id, "confirmed")
