@@ -121,6 +121,25 @@ def _log_error(tab: Tab, message: Any) -> None:
         tab.console_errors.append(message.text)
 
 
+def reload_until_sent(page: Page, timeout: float = 10.0) -> None:
+    """Reload the status page, as the supporter would, until it says "sent".
+
+    The API answers the confirmation before the letter goes: the stream
+    consumer claims it (``sending``), sends it and records it (``sent``) a
+    moment later.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    status = page.locator("[data-status]").get_attribute("data-status")
+    assert status in ("queued", "sending", "sent"), status
+    while status != "sent" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        page.reload()
+        status = page.locator("[data-status]").get_attribute("data-status")
+    assert status == "sent"
+
+
 @pytest.fixture
 def stack(live_stack: LiveStack, aws: str) -> LiveStack:
     """The live local stack, with moto reset and re-provisioned for this test."""

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.browser.conftest import reload_until_sent
 from tools import site
 
 if TYPE_CHECKING:
@@ -106,11 +107,8 @@ def sent_after_reload(page: Page, sent_mail: SentMail) -> list[EmailMessage]:
     The API answers the confirmation before the letter goes (the stream
     consumer sends it a moment later), so the page says "on its way" first.
     """
-    assert page.locator("[data-status]").get_attribute("data-status") in ("queued", "sent")
-    letters = [m for m in sent_mail(at_least=1, to=TARGET) if TARGET in str(m["To"])]
-    page.reload()
-    assert page.locator("[data-status]").get_attribute("data-status") == "sent"
-    return letters
+    reload_until_sent(page)
+    return [m for m in sent_mail(at_least=1, to=TARGET) if TARGET in str(m["To"])]
 
 
 def watch_button(page: Page) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.browser.conftest import OpenTab
+from tests.browser.conftest import OpenTab, reload_until_sent
 from tests.conftest import LiveStack
 
 pytestmark = pytest.mark.browser
@@ -46,10 +46,8 @@ def confirm_in_browser(
     tab = open_tab(link.group(0), csp=csp)
     tab.page.get_by_role("button", name="Confirm and send my request").click()
     tab.page.get_by_text("Thank you. Your address is confirmed.").wait_for()
-    # The letter goes a moment after the answer (the stream consumer): once
-    # it has, the supporter reloads and the report buttons are there.
-    sent_mail(at_least=1, to=TARGET)
-    tab.page.reload()
+    # Once the letter is out, the supporter reloads and the report buttons are there.
+    reload_until_sent(tab.page)
     tab.page.get_by_text("Sent to the organisation.").wait_for()
     return tab
 
